@@ -1,0 +1,16 @@
+//! floe: move data from where it lives into Apache Iceberg tables.
+//!
+//! The modules follow the data: `config` reads and validates the inputs; `artifact` compiles
+//! them; `run` plans and runs entries (retry, report, exit code); `sources` turn a source into
+//! Arrow batches; `destination` writes Parquet and commits Iceberg snapshots; `error` is the
+//! taxonomy every failure is reported in.
+
+pub mod artifact;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod destination;
+pub mod error;
+pub mod run;
+pub mod secrets;
+pub mod sources;

@@ -1,0 +1,57 @@
+//! The `floe` binary: parse arguments, set up logging, dispatch to one command, exit.
+//! The process exit code is decided here and nowhere else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use floe::cli::{Cli, Command, IngestCommand, LogFormat};
+use floe::commands;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { floe::error::exit::USAGE } else { floe::error::exit::SUCCESS });
+        }
+    };
+    init_logging(cli.global.log_format, cli.global.verbose, cli.global.quiet);
+    install_panic_hook();
+
+    let code = match &cli.command {
+        Command::Compile(args) => commands::compile::run(args, cli.global.quiet),
+        Command::Validate(args) => commands::validate::run(args, cli.global.quiet),
+        Command::Schema(args) => commands::schema::run(args.which),
+        Command::Ingest(IngestCommand::List(args)) => commands::ingest::list(args),
+        Command::Ingest(IngestCommand::State(args)) => commands::ingest::state(args),
+        Command::Ingest(IngestCommand::Run(args)) => commands::ingest::run(args, &cli.global),
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,floe=info",
+        (false, 1) => "info,floe=debug",
+        _ => "debug,floe=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => builder.with_target(false).without_time().init(),
+    }
+}
+
+/// A panic is a bug: say so, say where to report it, and exit 1.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        eprintln!("error: floe hit an internal error (a bug). Please report it with the message above at https://github.com/floe-dev/floe/issues");
+        std::process::exit(i32::from(floe::error::exit::INTERNAL));
+    }));
+}
