@@ -198,3 +198,33 @@ pub enum SchemaKind {
     /// target/compiled_artifacts.json
     Artifact,
 }
+
+/// The generated files shipped in the repository (`completions/`, `man/`), rendered from the
+/// definitions above. A test fails when the checked-in copies drift; `FLOE_BLESS=1 cargo test
+/// --test generated` rewrites them.
+pub fn generated_files() -> Vec<(String, Vec<u8>)> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+
+    let mut files = Vec::new();
+    for (shell, name) in [(Shell::Bash, "floe.bash"), (Shell::Zsh, "_floe"), (Shell::Fish, "floe.fish")] {
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "floe", &mut buf);
+        files.push((format!("completions/{name}"), buf));
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    man_pages(&cmd, "floe", &mut files);
+    files
+}
+
+fn man_pages(cmd: &clap::Command, name: &str, files: &mut Vec<(String, Vec<u8>)>) {
+    let mut buf = Vec::new();
+    let page = cmd.clone().name(name.to_string());
+    if clap_mangen::Man::new(page).render(&mut buf).is_ok() {
+        files.push((format!("man/{name}.1"), buf));
+    }
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        man_pages(sub, &format!("{name}-{}", sub.get_name()), files);
+    }
+}

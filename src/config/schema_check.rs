@@ -99,9 +99,18 @@ fn report(error: &ValidationError<'_>, root: &Value, instance_root: &Value, base
             diags.error(&path, format!("must be {expected_value}"));
         }
         ValidationErrorKind::Type { kind } => {
-            diags.error(&path, format!("wrong type: found {}", describe(error.instance()))).expected(type_name(&format!("{kind:?}")));
+            diags.error(&path, format!("wrong type: found {}", describe(error.instance()))).expected(type_name(kind));
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            if let Some(options) = const_options(context) {
+                let names: Vec<&str> = options.iter().map(String::as_str).collect();
+                let given = error.instance().as_str().map(str::to_string).unwrap_or_else(|| error.instance().to_string());
+                diags
+                    .error(&path, format!("unknown value \"{given}\""))
+                    .expected(format!("one of {}", names.join(", ")))
+                    .maybe_hint(did_you_mean(&given, names.iter().copied()));
+                return;
+            }
             match best_branch(context, error) {
                 Some(branch) => {
                     for e in branch {
@@ -109,7 +118,7 @@ fn report(error: &ValidationError<'_>, root: &Value, instance_root: &Value, base
                     }
                 }
                 None => {
-                    diags.error(&path, format!("unexpected value {}", describe(error.instance()))).expected(alternatives(root, error));
+                    diags.error(&path, format!("unexpected value: {}", describe(error.instance()))).expected(alternatives(root, error));
                 }
             }
         }
@@ -129,6 +138,21 @@ fn report(error: &ValidationError<'_>, root: &Value, instance_root: &Value, base
 /// stays the same.
 fn path_prefix_for(base: &str, _outer: &ValidationError<'_>, _inner: &ValidationError<'_>) -> String {
     base.to_string()
+}
+
+/// When every branch is a single constant (an enum whose variants carry documentation), the
+/// constants; such a failure reads best as "unknown value".
+fn const_options(context: &[Vec<ValidationError<'static>>]) -> Option<Vec<String>> {
+    context
+        .iter()
+        .map(|branch| match branch.as_slice() {
+            [only] => match only.kind() {
+                ValidationErrorKind::Constant { expected_value } => expected_value.as_str().map(str::to_string),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// Pick the branch of an anyOf/oneOf that the user most likely meant: skip branches that fail on
@@ -207,14 +231,18 @@ fn describe(v: &Value) -> String {
     }
 }
 
-fn type_name(debug: &str) -> String {
-    debug
-        .replace("Single(", "")
-        .replace("Multiple(", "")
-        .replace(')', "")
-        .replace("Object", "a mapping")
-        .replace("Array", "a list")
-        .to_lowercase()
+fn type_name(kind: &jsonschema::error::TypeKind) -> String {
+    use jsonschema::error::TypeKind;
+    let names: Vec<String> = match kind {
+        TypeKind::Single(t) => vec![t.to_string()],
+        // `null` in a set only means "may be left out": not worth suggesting.
+        TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).filter(|t| t != "null").collect(),
+    };
+    names.iter().map(|n| match n.as_str() {
+        "object" => "a mapping".to_string(),
+        "array" => "a list".to_string(),
+        other => other.to_string(),
+    }).collect::<Vec<_>>().join(" or ")
 }
 
 #[cfg(test)]
