@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod destination;
+pub mod engine;
 pub mod error;
 pub mod run;
 pub mod secrets;

@@ -182,6 +182,15 @@ impl Redactor {
         }
     }
 
+    /// Add every value another redactor knows.
+    pub fn merge(&mut self, other: &Redactor) {
+        for v in &other.values {
+            if !self.values.contains(v) {
+                self.values.push(v.clone());
+            }
+        }
+    }
+
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for v in &self.values {

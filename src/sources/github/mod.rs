@@ -16,6 +16,7 @@ pub static KIND: SourceKind = SourceKind {
     missing_config: |p, d| super::missing_config_keys("owner and repo", "{owner: dlt-hub, repo: dlt}", p, d),
     check_resource,
     resource_key: super::no_resource_key,
+    open,
 };
 
 fn check_resource(_: &Value, resource: Option<&str>, dlt_path: &str, d: &mut FileDiagnostics<'_>) {
@@ -30,4 +31,8 @@ fn check_resource(_: &Value, resource: Option<&str>, dlt_path: &str, d: &mut Fil
         }
         _ => {}
     }
+}
+
+fn open(ctx: super::SourceContext) -> Result<Box<dyn super::Source>, crate::error::IngestionError> {
+    Err(super::not_available(KIND.name, &ctx))
 }

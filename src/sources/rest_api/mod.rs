@@ -16,6 +16,7 @@ pub static KIND: SourceKind = SourceKind {
     missing_config: |p, d| super::missing_config_keys("client.base_url and resources", "{client: {base_url: \"https://api.example.com\"}, resources: [items]}", p, d),
     check_resource,
     resource_key,
+    open,
 };
 
 fn resource_names(v: &Value) -> Vec<&str> {
@@ -48,4 +49,8 @@ fn resource_key(v: &Value, resource: Option<&str>) -> Option<Vec<String>> {
         Value::Array(a) => Some(a.iter().filter_map(Value::as_str).map(str::to_string).collect()),
         _ => None,
     }
+}
+
+fn open(ctx: super::SourceContext) -> Result<Box<dyn super::Source>, crate::error::IngestionError> {
+    Err(super::not_available(KIND.name, &ctx))
 }

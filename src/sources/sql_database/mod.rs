@@ -15,6 +15,7 @@ pub static KIND: SourceKind = SourceKind {
     missing_config: |p, d| super::missing_config_keys("credentials and table", "{credentials: \"${secrets.db_url}\", table: orders}", p, d),
     check_resource,
     resource_key: super::no_resource_key,
+    open,
 };
 
 fn check_config(v: &Value, p: &str, d: &mut FileDiagnostics<'_>) -> bool {
@@ -39,4 +40,8 @@ fn check_resource(v: &Value, resource: Option<&str>, dlt_path: &str, d: &mut Fil
     if v.get("table").is_none() && resource.is_none() {
         d.key_error(&format!("{dlt_path}.config"), "which table? give `table` in config (or `resource`)").hint("add `table: <table name>` under dlt.config");
     }
+}
+
+fn open(ctx: super::SourceContext) -> Result<Box<dyn super::Source>, crate::error::IngestionError> {
+    Err(super::not_available(KIND.name, &ctx))
 }

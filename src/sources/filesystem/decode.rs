@@ -1,0 +1,514 @@
+//! Where file bytes become Arrow: JSON lines, CSV and Parquet decoded straight into record
+//! batches by arrow-json, arrow-csv and parquet (no per-row dynamic values on the hot path).
+//!
+//! Schema inference (documented in the README): JSON lines and CSV infer their schema from
+//! the first chunk of each file (`batch_size` lines). A later chunk that does not fit (a new
+//! field, an integer column that turns fractional) widens the schema: new fields are added,
+//! int + float becomes float, anything + string becomes string; the destination then adds the
+//! new columns in the same commit. JSON strings that all look like RFC 3339 timestamps become
+//! timestamps (UTC). A record that still cannot be decoded is *rejected*: counted and named
+//! in the report (PARTIAL), never loaded as a silent null.
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+/// Records decoded, and records rejected with a few reasons.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub rows: u64,
+    pub rejected: u64,
+    pub samples: Vec<String>,
+}
+
+impl Decoded {
+    fn reject(&mut self, n: u64, reason: impl FnOnce() -> String) {
+        self.rejected += n;
+        if self.samples.len() < 5 {
+            self.samples.push(reason());
+        }
+    }
+}
+
+/// Where decoded batches go; an error stops decoding (the load was aborted).
+pub type Emit<'a> = dyn FnMut(RecordBatch) -> Result<(), crate::error::IngestionError> + 'a;
+
+/// Why a file could not be decoded at all.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Aborted(#[from] crate::error::IngestionError),
+}
+
+/// Read up to `max_lines` complete lines into `buf` (cleared first). Returns the line count.
+fn read_lines(reader: &mut impl BufRead, buf: &mut Vec<u8>, max_lines: usize) -> std::io::Result<usize> {
+    buf.clear();
+    let mut n = 0;
+    while n < max_lines {
+        let before = buf.len();
+        if reader.read_until(b'\n', buf)? == 0 {
+            break;
+        }
+        if buf[before..].iter().all(u8::is_ascii_whitespace) {
+            buf.truncate(before);
+            continue;
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON lines
+
+/// Decode a JSON lines file. `schema` carries the (widening) schema across files of a load.
+pub fn jsonl(reader: impl Read, schema: &mut Option<SchemaRef>, batch_size: usize, file: &str, emit: &mut Emit<'_>) -> Result<Decoded, DecodeError> {
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut out = Decoded::default();
+    let mut chunk = Vec::with_capacity(1 << 20);
+    let mut first_line = 1u64;
+    loop {
+        let n = read_lines(&mut reader, &mut chunk, batch_size).map_err(|e| DecodeError::Corrupt(format!("{file}: read failed: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let mut current = match schema.clone() {
+            Some(s) => s,
+            None => infer_json(&chunk).map_err(|e| DecodeError::Corrupt(format!("{file}: not JSON lines: {e}")))?,
+        };
+        let fast = decode_json_exact(&chunk, &mut current, batch_size, file, &mut out, emit);
+        *schema = Some(current.clone());
+        match fast {
+            Ok(()) => {}
+            Err(arrow_schema::ArrowError::ExternalError(e)) => return Err(abort(e)),
+            Err(_) => {
+                // Widen with what this chunk holds, then try again.
+                let widened = match infer_json(&chunk) {
+                    Ok(chunk_schema) => Arc::new(widen_schema(&current, &chunk_schema)),
+                    // Some line is not JSON at all: widen with the lines that are.
+                    Err(_) => chunk
+                        .split(|b| *b == b'\n')
+                        .filter_map(|line| infer_json(line).ok())
+                        .fold(current.clone(), |acc, s| Arc::new(widen_schema(&acc, &s))),
+                };
+                let mut widened = widened;
+                let retry = decode_json_exact(&chunk, &mut widened, batch_size, file, &mut out, emit);
+                *schema = Some(widened.clone());
+                match retry {
+                    Ok(()) => {}
+                    Err(arrow_schema::ArrowError::ExternalError(e)) => return Err(abort(e)),
+                    Err(_) => json_line_by_line(&chunk, &widened, first_line, file, &mut out, emit)?,
+                }
+            }
+        }
+        first_line += n as u64;
+    }
+    Ok(out)
+}
+
+fn emit_all(batches: Vec<RecordBatch>, out: &mut Decoded, emit: &mut Emit<'_>) -> Result<(), DecodeError> {
+    for b in batches {
+        out.rows += b.num_rows() as u64;
+        emit(b)?;
+    }
+    Ok(())
+}
+
+/// Decode a chunk of JSON lines with `schema`, checking integers exactly.
+///
+/// arrow-json would silently truncate `5.5` read into an integer column, so top-level
+/// integer columns are read as text and converted here: a column holding fractions widens
+/// to a float (the schema is updated), and a value that is no number at all rejects its row.
+fn decode_json_exact(chunk: &[u8], schema: &mut SchemaRef, batch_size: usize, file: &str, out: &mut Decoded, emit: &mut Emit<'_>) -> Result<(), arrow_schema::ArrowError> {
+    let wire: SchemaRef = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| if f.data_type() == &DataType::Int64 { Field::new(f.name(), DataType::Utf8, true) } else { f.as_ref().clone() })
+            .collect::<Vec<_>>(),
+    ));
+    let batches = decode_json_chunk(chunk, &wire, batch_size)?;
+    for batch in batches {
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        let mut bad: Option<arrow_array::BooleanArray> = None;
+        let mut widened = false;
+        for (col, field) in batch.columns().iter().zip(schema.fields().iter()) {
+            if field.data_type() != &DataType::Int64 {
+                columns.push(col.clone());
+                continue;
+            }
+            let ints = arrow_cast::cast(col, &DataType::Int64)?;
+            if ints.null_count() == col.null_count() {
+                columns.push(ints);
+                continue;
+            }
+            let floats = arrow_cast::cast(col, &DataType::Float64)?;
+            let (kept, lost) = if floats.null_count() == col.null_count() {
+                widened = true;
+                (floats, None)
+            } else {
+                let lost = arrow_array::BooleanArray::from_iter((0..col.len()).map(|i| Some(col.is_valid(i) && floats.is_null(i))));
+                (floats, Some(lost))
+            };
+            if let Some(lost) = lost {
+                bad = Some(match bad {
+                    Some(b) => arrow_arith::boolean::or(&b, &lost)?,
+                    None => lost,
+                });
+                widened = true;
+            }
+            columns.push(kept);
+        }
+        if widened {
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
+                .collect();
+            *schema = Arc::new(Schema::new(fields));
+        }
+        let mut typed = RecordBatch::try_new(schema.clone(), columns)?;
+        if let Some(bad) = bad {
+            let n = bad.true_count() as u64;
+            out.reject(n, || format!("{file}: {n} record(s) with a non-numeric value in a numeric field"));
+            typed = arrow_select::filter::filter_record_batch(&typed, &arrow_arith::boolean::not(&bad)?)?;
+        }
+        out.rows += typed.num_rows() as u64;
+        emit(typed).map_err(|e| arrow_schema::ArrowError::ExternalError(Box::new(e)))?;
+    }
+    Ok(())
+}
+
+fn decode_json_chunk(chunk: &[u8], schema: &SchemaRef, batch_size: usize) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
+    let mut decoder = arrow_json::ReaderBuilder::new(schema.clone()).with_batch_size(batch_size).with_strict_mode(true).with_coerce_primitive(true).build_decoder()?;
+    let mut batches = Vec::new();
+    let mut rest = chunk;
+    while !rest.is_empty() {
+        let used = decoder.decode(rest)?;
+        rest = &rest[used..];
+        if let Some(b) = decoder.flush()? {
+            batches.push(b);
+        }
+        if used == 0 && !rest.is_empty() {
+            break;
+        }
+    }
+    if let Some(b) = decoder.flush()? {
+        batches.push(b);
+    }
+    Ok(batches)
+}
+
+/// An emit failure smuggled through an ArrowError: the load was aborted.
+fn abort(e: Box<dyn std::error::Error + Send + Sync>) -> DecodeError {
+    match e.downcast::<crate::error::IngestionError>() {
+        Ok(ie) => DecodeError::Aborted(*ie),
+        Err(other) => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+/// The slow path for a chunk with bad records: decode each line alone, keep the good ones.
+fn json_line_by_line(chunk: &[u8], schema: &SchemaRef, first_line: u64, file: &str, out: &mut Decoded, emit: &mut Emit<'_>) -> Result<(), DecodeError> {
+    let mut good = Vec::new();
+    let mut line_no = first_line;
+    let mut dummy = Decoded::default();
+    for line in chunk.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+        let mut line_schema = schema.clone();
+        let mut rows = Vec::new();
+        let r = decode_json_exact(line, &mut line_schema, 1, file, &mut dummy, &mut |b| {
+            rows.push(b);
+            Ok(())
+        });
+        match r {
+            Ok(()) if line_schema.as_ref() == schema.as_ref() => good.append(&mut rows),
+            Ok(()) => out.reject(1, || format!("{file}:{line_no}: a value does not fit its column's type")),
+            Err(e) => out.reject(1, || format!("{file}:{line_no}: {}", short(&e.to_string()))),
+        }
+        line_no += 1;
+    }
+    out.rejected += dummy.rejected;
+    if !good.is_empty() {
+        let merged = arrow_select::concat::concat_batches(schema, &good).map_err(|e| DecodeError::Corrupt(format!("{file}: {e}")))?;
+        emit_all(vec![merged], out, emit)?;
+    }
+    Ok(())
+}
+
+fn short(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().count() > 160 { format!("{}…", s.chars().take(160).collect::<String>()) } else { s.to_string() }
+}
+
+/// Infer a schema from JSON lines, turning timestamp-like strings into timestamps.
+fn infer_json(chunk: &[u8]) -> Result<SchemaRef, arrow_schema::ArrowError> {
+    let (schema, _) = arrow_json::reader::infer_json_schema(std::io::Cursor::new(chunk), None)?;
+    let ts_fields = timestamp_like_fields(chunk, &schema);
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if ts_fields.contains(f.name()) {
+                Field::new(f.name(), DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), true)
+            } else {
+                f.as_ref().clone().with_nullable(true)
+            }
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Top-level string fields whose sampled values all parse as RFC 3339 timestamps.
+fn timestamp_like_fields(chunk: &[u8], schema: &Schema) -> Vec<String> {
+    let candidates: Vec<&String> = schema.fields().iter().filter(|f| f.data_type() == &DataType::Utf8).map(|f| f.name()).collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let mut ok: Vec<(String, bool, bool)> = candidates.iter().map(|c| ((*c).clone(), true, false)).collect();
+    // A sample is enough: a later value that does not parse rejects that record loudly.
+    for line in chunk.split(|b| *b == b'\n').take(200) {
+        let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
+        for (name, all, seen) in ok.iter_mut() {
+            match obj.get(name.as_str()) {
+                Some(serde_json::Value::String(s)) => {
+                    *seen = true;
+                    if !looks_like_timestamp(s) {
+                        *all = false;
+                    }
+                }
+                Some(serde_json::Value::Null) | None => {}
+                Some(_) => *all = false,
+            }
+        }
+    }
+    ok.into_iter().filter(|(_, all, seen)| *all && *seen).map(|(n, _, _)| n).collect()
+}
+
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b' ')
+        && b[13] == b':'
+        && (s.ends_with('Z') || s[19..].contains('+') || s[19..].contains('-'))
+        && arrow_cast::parse::string_to_datetime(&chrono_utc(), s).is_ok()
+}
+
+fn chrono_utc() -> arrow_array::timezone::Tz {
+    // "+00:00" always parses.
+    "+00:00".parse().unwrap_or_else(|_| unreachable!("static timezone"))
+}
+
+/// Merge two schemas, widening types so that both fit.
+pub fn widen_schema(a: &Schema, b: &Schema) -> Schema {
+    Schema::new(widen_fields(a.fields(), b.fields()))
+}
+
+fn widen_fields(a: &Fields, b: &Fields) -> Vec<Field> {
+    let mut out: Vec<Field> = a.iter().map(|f| f.as_ref().clone()).collect();
+    for fb in b.iter() {
+        match out.iter_mut().find(|f| f.name() == fb.name()) {
+            Some(fa) => {
+                let t = widen_type(fa.data_type(), fb.data_type());
+                *fa = Field::new(fa.name(), t, true);
+            }
+            None => out.push(fb.as_ref().clone().with_nullable(true)),
+        }
+    }
+    out
+}
+
+fn widen_type(a: &DataType, b: &DataType) -> DataType {
+    use DataType::*;
+    match (a, b) {
+        (x, y) if x == y => x.clone(),
+        (Null, y) => y.clone(),
+        (x, Null) => x.clone(),
+        (Int64 | Float64, Int64 | Float64) => Float64,
+        (Struct(fa), Struct(fb)) => Struct(Fields::from(widen_fields(fa, fb))),
+        (List(ea), List(eb)) => {
+            let t = widen_type(ea.data_type(), eb.data_type());
+            List(Arc::new(Field::new(ea.name(), t, true)))
+        }
+        (Timestamp(_, _), Utf8) | (Utf8, Timestamp(_, _)) => Utf8,
+        (x @ (Struct(_) | List(_)), _) => x.clone(),
+        _ => Utf8,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+
+/// CSV options from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct CsvOptions {
+    pub delimiter: u8,
+    pub has_header: bool,
+}
+
+/// Decode a CSV file. The schema is inferred per file from its first chunk.
+pub fn csv(reader: impl Read, opts: CsvOptions, batch_size: usize, file: &str, emit: &mut Emit<'_>) -> Result<Decoded, DecodeError> {
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut out = Decoded::default();
+    let mut chunk = Vec::with_capacity(1 << 20);
+    let mut header: Option<Vec<u8>> = None;
+    let mut schema: Option<SchemaRef> = None;
+    loop {
+        let n = read_lines(&mut reader, &mut chunk, batch_size + usize::from(header.is_none() && opts.has_header))
+            .map_err(|e| DecodeError::Corrupt(format!("{file}: read failed: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        // Later chunks get the header line again so each chunk decodes on its own.
+        let data: Vec<u8> = match (&header, opts.has_header) {
+            (None, true) => {
+                let end = chunk.iter().position(|b| *b == b'\n').map_or(chunk.len(), |i| i + 1);
+                header = Some(chunk[..end].to_vec());
+                chunk.clone()
+            }
+            (Some(h), true) => [h.as_slice(), &chunk].concat(),
+            _ => chunk.clone(),
+        };
+        let current = match &schema {
+            Some(s) => s.clone(),
+            None => {
+                let fmt = arrow_csv::reader::Format::default().with_header(opts.has_header).with_delimiter(opts.delimiter);
+                let (s, _) = fmt.infer_schema(std::io::Cursor::new(&data), None).map_err(|e| DecodeError::Corrupt(format!("{file}: not CSV: {e}")))?;
+                let s: SchemaRef = Arc::new(Schema::new(s.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()));
+                schema = Some(s.clone());
+                s
+            }
+        };
+        match decode_csv_chunk(&data, &current, opts, batch_size) {
+            Ok(batches) => emit_all(batches, &mut out, emit)?,
+            Err(_) => csv_as_text_then_cast(&data, &current, opts, batch_size, file, &mut out, emit)?,
+        }
+    }
+    Ok(out)
+}
+
+fn decode_csv_chunk(data: &[u8], schema: &SchemaRef, opts: CsvOptions, batch_size: usize) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
+    let mut decoder = arrow_csv::ReaderBuilder::new(schema.clone()).with_header(opts.has_header).with_delimiter(opts.delimiter).with_batch_size(batch_size).build_decoder();
+    let mut batches = Vec::new();
+    let mut rest = data;
+    loop {
+        let used = decoder.decode(rest)?;
+        rest = &rest[used..];
+        if let Some(b) = decoder.flush()? {
+            batches.push(b);
+        }
+        if rest.is_empty() || used == 0 {
+            break;
+        }
+    }
+    // An empty decode() call marks the end of input.
+    decoder.decode(&[])?;
+    if let Some(b) = decoder.flush()? {
+        batches.push(b);
+    }
+    Ok(batches)
+}
+
+/// The slow path: read the chunk with every column as text, cast to the inferred types, and
+/// reject the rows where a non-empty value did not convert.
+fn csv_as_text_then_cast(data: &[u8], schema: &SchemaRef, opts: CsvOptions, batch_size: usize, file: &str, out: &mut Decoded, emit: &mut Emit<'_>) -> Result<(), DecodeError> {
+    let text_schema: SchemaRef = Arc::new(Schema::new(schema.fields().iter().map(|f| Field::new(f.name(), DataType::Utf8, true)).collect::<Vec<_>>()));
+    let batches = decode_csv_chunk(data, &text_schema, opts, batch_size).map_err(|e| DecodeError::Corrupt(format!("{file}: {e}")))?;
+    for text in batches {
+        let mut columns = Vec::with_capacity(text.num_columns());
+        let mut bad = arrow_array::BooleanArray::from(vec![false; text.num_rows()]);
+        for (col, field) in text.columns().iter().zip(schema.fields()) {
+            let cast = arrow_cast::cast(col, field.data_type()).map_err(|e| DecodeError::Corrupt(format!("{file}: {e}")))?;
+            // Non-null text that became null did not convert.
+            let lost = arrow_array::BooleanArray::from_iter((0..col.len()).map(|i| Some(col.is_valid(i) && cast.is_null(i))));
+            bad = arrow_arith::boolean::or(&bad, &lost).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+            columns.push(cast);
+        }
+        let typed = RecordBatch::try_new(schema.clone(), columns).map_err(|e| DecodeError::Corrupt(format!("{file}: {e}")))?;
+        let n_bad = bad.true_count() as u64;
+        if n_bad > 0 {
+            out.reject(n_bad, || format!("{file}: {n_bad} row(s) with values that do not match the inferred column types"));
+        }
+        let keep = arrow_arith::boolean::not(&bad).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+        let kept = arrow_select::filter::filter_record_batch(&typed, &keep).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+        emit_all(vec![kept], out, emit)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parquet
+
+/// Decode a Parquet file, row group by row group.
+pub fn parquet(file_bytes: ParquetInput, batch_size: usize, file: &str, emit: &mut Emit<'_>) -> Result<Decoded, DecodeError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let corrupt = |e: parquet::errors::ParquetError| DecodeError::Corrupt(format!("{file}: not a readable Parquet file: {e}"));
+    let reader: Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>> = match file_bytes {
+        ParquetInput::File(f) => Box::new(ParquetRecordBatchReaderBuilder::try_new(f).map_err(corrupt)?.with_batch_size(batch_size).build().map_err(corrupt)?),
+        ParquetInput::Bytes(b) => Box::new(ParquetRecordBatchReaderBuilder::try_new(b).map_err(corrupt)?.with_batch_size(batch_size).build().map_err(corrupt)?),
+    };
+    let mut out = Decoded::default();
+    for batch in reader {
+        let batch = batch.map_err(|e| DecodeError::Corrupt(format!("{file}: {e}")))?;
+        emit_all(vec![batch], &mut out, emit)?;
+    }
+    Ok(out)
+}
+
+/// A Parquet file in place (local) or in memory (object storage).
+pub enum ParquetInput {
+    File(std::fs::File),
+    Bytes(bytes::Bytes),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(f: impl FnOnce(&mut Emit<'_>) -> Result<Decoded, DecodeError>) -> (Vec<RecordBatch>, Decoded) {
+        let mut batches = Vec::new();
+        let d = f(&mut |b| {
+            batches.push(b);
+            Ok(())
+        })
+        .expect("decode");
+        (batches, d)
+    }
+
+    #[test]
+    fn jsonl_widens_and_rejects() {
+        let text = "{\"a\": 1, \"t\": \"2024-01-01T00:00:00Z\"}\n{\"a\": 2}\n\n{\"a\": 3, \"b\": \"new\"}\n{\"a\": 4,\n{\"a\": 5.5}\n{\"a\": 6}\n";
+        let mut schema = None;
+        // batch_size 2: the third line brings a new field, the fourth is broken, the fifth
+        // widens `a` to a float.
+        let (batches, d) = collect(|e| jsonl(text.as_bytes(), &mut schema, 2, "x.jsonl", e));
+        assert_eq!((d.rows, d.rejected), (5, 1), "{:?}", d.samples);
+        assert!(d.samples[0].starts_with("x.jsonl:4:"), "{:?}", d.samples);
+        assert_eq!(batches.last().expect("batch").schema().field_with_name("a").expect("a").data_type(), &DataType::Float64);
+        let last = batches.last().expect("batch");
+        assert!(last.schema().field_with_name("b").is_ok());
+        assert!(matches!(batches[0].schema().field_with_name("t").expect("t").data_type(), DataType::Timestamp(TimeUnit::Microsecond, Some(_))));
+    }
+
+    #[test]
+    fn csv_rejects_rows_that_do_not_fit() {
+        let text = "id,name,amount\n1,a,1.5\n2,b,2.5\n3,c,oops\n";
+        // The chunk of 2 infers amount as float; the second chunk has a bad value.
+        let (batches, d) = collect(|e| csv(text.as_bytes(), CsvOptions { delimiter: b',', has_header: true }, 2, "x.csv", e));
+        assert_eq!(d.rows, 2);
+        assert_eq!(d.rejected, 1);
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
+        assert_eq!(batches[0].schema().field(2).data_type(), &DataType::Float64);
+    }
+
+    #[test]
+    fn corrupt_parquet_is_reported() {
+        let r = parquet(ParquetInput::Bytes(bytes::Bytes::from_static(b"not parquet")), 10, "x.parquet", &mut |_| Ok(()));
+        assert!(matches!(r, Err(DecodeError::Corrupt(m)) if m.contains("x.parquet")));
+    }
+}
