@@ -42,7 +42,7 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().with_current_span(false).init(),
-        LogFormat::Text => builder.with_target(false).without_time().init(),
+        LogFormat::Text => builder.with_target(false).without_time().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
     }
 }
 

@@ -110,7 +110,9 @@ impl Engine {
         })?;
 
         let config = self.resolve_config(entry, &source.config, redactor)?;
-        let stored = if self.full_refresh {
+        // Replace reloads everything by definition: stored state would make it load nothing.
+        let replace = entry.write_disposition == crate::config::spec::WriteDisposition::Replace;
+        let stored = if self.full_refresh || replace {
             Value::Null
         } else {
             let text = destination.read_state(&entry.destination, &entry.name).await.map_err(|e| destination_error(e, redactor))?;
@@ -155,11 +157,16 @@ impl Engine {
         let finalize = {
             let shared = shared.clone();
             let state_cell = state_cell.clone();
+            let stored = stored.clone();
             move || {
                 if let (Ok(s), Ok(mut cell)) = (shared.lock(), state_cell.lock()) {
                     let cursor = s.tracker.as_ref().and_then(CursorTracker::max_json);
                     let source_state = s.source.as_ref().and_then(|o| o.state.clone());
-                    *cell = Some(json!({ "cursor": cursor, "source": source_state }).to_string());
+                    let new = json!({ "cursor": cursor, "source": source_state });
+                    // Unchanged state and no rows: nothing to commit, no empty snapshot.
+                    if new != stored {
+                        *cell = Some(new.to_string());
+                    }
                 }
             }
         };

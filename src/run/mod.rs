@@ -87,6 +87,12 @@ pub fn run_command(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> u8 {
         bars.clear();
         let mut done = done.into_inner().unwrap_or_default();
         if let Some(sig) = signal {
+            // A second Ctrl-C means "now": skip the clean-up.
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(exit::SIGINT));
+                }
+            });
             if let Some(a) = &plugins.airbyte {
                 a.cancel_all().await;
             }

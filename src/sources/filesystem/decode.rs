@@ -78,7 +78,16 @@ pub fn jsonl(reader: impl Read, schema: &mut Option<SchemaRef>, batch_size: usiz
         }
         let mut current = match schema.clone() {
             Some(s) => s,
-            None => infer_json(&chunk).map_err(|e| DecodeError::Corrupt(format!("{file}: not JSON lines: {e}")))?,
+            None => match infer_json(&chunk) {
+                Ok(s) => s,
+                // Some lines are broken: infer from those that parse (they are rejected later);
+                // a chunk where none parses is not JSON lines at all.
+                Err(e) => chunk
+                    .split(|b| *b == b'\n')
+                    .filter_map(|line| infer_json(line).ok())
+                    .reduce(|acc, s| Arc::new(widen_schema(&acc, &s)))
+                    .ok_or_else(|| DecodeError::Corrupt(format!("{file}: not JSON lines: {e}")))?,
+            },
         };
         let fast = decode_json_exact(&chunk, &mut current, batch_size, file, &mut out, emit);
         *schema = Some(current.clone());

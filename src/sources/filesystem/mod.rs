@@ -87,7 +87,7 @@ impl Source for Filesystem {
         let glob = self.config.file_glob.clone().unwrap_or_else(|| "*".into());
         let files = self.store.list(&glob).await?;
         let todo: Vec<FileInfo> = files.into_iter().filter(|f| loaded.get(&f.path) != Some(&f.mtime_ms)).collect();
-        tracing::info!(entry = %self.ctx.entry, files = todo.len(), "filesystem: files to load");
+        tracing::debug!(entry = %self.ctx.entry, files = todo.len(), "filesystem: files to load");
 
         let mut outcome = SourceOutcome::default();
         let mut json_schema = None;
