@@ -168,8 +168,17 @@ fn retry_policy(r: &RetryPolicy, p: &str, d: &mut FileDiagnostics<'_>) {
 }
 
 /// Rules of the pipeline spec; `manifest` is needed for cross-file rules.
+/// Top-level sections of upstream floe specs that floe accepts and ignores.
+const UPSTREAM_SPEC_SECTIONS: &[&str] = &["platform", "transforms", "schedule", "outputPorts", "destinations", "metadata"];
+
 pub fn check_spec(s: &Spec, manifest: Option<&Manifest>, d: &mut FileDiagnostics<'_>) {
     envelope(s.api_version.as_deref(), s.kind.as_deref(), "FloeSpec", d);
+    for key in s.other.keys() {
+        if !UPSTREAM_SPEC_SECTIONS.contains(&key.as_str()) {
+            let known = ["apiVersion", "kind", "ingestion"].into_iter().chain(UPSTREAM_SPEC_SECTIONS.iter().copied());
+            d.warning(key, format!("unknown top-level section `{key}` is ignored")).maybe_hint(did_you_mean(key, known));
+        }
+    }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let plugin_types: BTreeSet<IngestionType> = manifest.map(|m| ingestion_plugins(m).iter().map(|(_, p)| p.kind).collect()).unwrap_or_default();
     for (i, entry) in s.ingestion.iter().enumerate() {
