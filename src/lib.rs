@@ -5,6 +5,7 @@
 //! Arrow batches; `destination` writes Parquet and commits Iceberg snapshots; `error` is the
 //! taxonomy every failure is reported in.
 
+pub mod airbyte;
 pub mod artifact;
 pub mod cli;
 pub mod commands;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod destination;
 pub mod engine;
 pub mod error;
+pub mod observe;
 pub mod run;
 pub mod secrets;
 pub mod sources;

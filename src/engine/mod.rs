@@ -33,6 +33,8 @@ pub struct EntryOutcome {
     pub rejected_samples: Vec<String>,
     pub table_created: bool,
     pub snapshot_id: Option<i64>,
+    /// Columns of the loaded data (name, Arrow type), for lineage.
+    pub schema: Vec<(String, String)>,
 }
 
 /// The stored state of an entry: `{"cursor": …, "source": …}`.
@@ -137,7 +139,7 @@ impl Engine {
         let (sink, rx) = BatchSink::channel(4, progress);
         let source_task = tokio::spawn(runnable.run(sink));
         let tracker = incremental.map(|inc| CursorTracker::new(&inc.cursor_column, cursor_start));
-        let shared = Arc::new(Mutex::new(Shared { tracker, source: None }));
+        let shared = Arc::new(Mutex::new(Shared { tracker, source: None, schema: None }));
         let stream = batches(rx, source_task, shared.clone());
 
         let state_cell: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -186,7 +188,10 @@ impl Engine {
             }
             Err(e) => return Err(destination_error(e, redactor)),
         };
-        let source_outcome = shared.lock().ok().and_then(|mut s| s.source.take()).unwrap_or_default();
+        let (source_outcome, schema) = shared.lock().map(|mut s| (s.source.take().unwrap_or_default(), s.schema.take())).unwrap_or_default();
+        let schema = schema
+            .map(|s| s.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect())
+            .unwrap_or_default();
         let mut samples = source_outcome.rejected_samples;
         samples.extend(outcome.rejected_samples);
         Ok(EntryOutcome {
@@ -195,6 +200,7 @@ impl Engine {
             rejected_samples: samples.into_iter().map(|s| redactor.redact(&s)).collect(),
             table_created: outcome.table_created,
             snapshot_id: outcome.snapshot_id,
+            schema,
         })
     }
 
@@ -228,6 +234,8 @@ pub fn missing_secret(e: &crate::secrets::SecretNotFound) -> IngestionError {
 struct Shared {
     tracker: Option<CursorTracker>,
     source: Option<SourceOutcome>,
+    /// The schema of the last batch seen.
+    schema: Option<arrow_schema::SchemaRef>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -243,10 +251,13 @@ fn batches(
     futures::stream::unfold((rx, Some(task), shared), |(mut rx, task, shared)| async move {
         if let Some(batch) = rx.recv().await {
             let filtered = match shared.lock() {
-                Ok(mut s) => match s.tracker.as_mut() {
-                    Some(t) => t.apply(batch),
-                    None => Ok(batch),
-                },
+                Ok(mut s) => {
+                    s.schema = Some(batch.schema());
+                    match s.tracker.as_mut() {
+                        Some(t) => t.apply(batch),
+                        None => Ok(batch),
+                    }
+                }
                 Err(_) => Err(IngestionError::permanent(code::SOURCE_ERROR, "floe", "internal state poisoned")),
             };
             let item = match filtered {

@@ -21,14 +21,16 @@ use crate::cli::{GlobalArgs, OutputFormat, RunArgs, StateArgs};
 use crate::commands::{print_stdout, Loaded};
 use crate::config::manifest::IngestionType;
 use crate::engine::Engine;
+use crate::observe::Observer;
 use crate::error::{code, exit, exit_code_for, Category, IngestionError};
 use crate::secrets::SecretStore;
 use crate::sources::Progress;
 
-/// The plugins of a run, by entry type.
+/// The plugins of a run, by entry type, and the run's observer.
 struct Plugins {
     dlt: Arc<Engine>,
     airbyte: Option<Arc<dyn IngestionPlugin>>,
+    observer: Observer,
 }
 
 impl Plugins {
@@ -72,6 +74,7 @@ pub fn run_command(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> u8 {
         let plugins = Plugins {
             dlt: Arc::new(Engine::new(loaded.clone(), secrets.clone(), args.full_refresh, run_id.clone(), args.dry_run).await),
             airbyte: airbyte_plugin(&loaded, &secrets),
+            observer: Observer::new(&loaded, &secrets, &run_id),
         };
         if args.dry_run {
             return dry_run(&plugins, &selected, args.output, &run_id).await;
@@ -98,9 +101,14 @@ pub fn run_command(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> u8 {
             }
             tracing::warn!("interrupted by {}: running loads were aborted before commit", sig.name());
             for (i, e) in selected.iter().enumerate() {
-                done.entry(i).or_insert_with(|| interrupted_result(e, sig));
+                if let std::collections::btree_map::Entry::Vacant(slot) = done.entry(i) {
+                    let result = interrupted_result(e, sig);
+                    plugins.observer.entry_aborted(e, &result).await;
+                    slot.insert(result);
+                }
             }
         }
+        plugins.observer.finish().await;
         let mut results: Vec<EntryResult> = done.into_values().collect();
         let failures: Vec<Category> = results.iter().filter_map(|r| r.error.as_ref().map(|e| e.category)).collect();
         let exit_code = match signal {
@@ -157,6 +165,7 @@ async fn run_with_retries(plugins: &Plugins, entry: &CompiledEntry, bars: &progr
     let started = Instant::now();
     let progress = Arc::new(Progress::default());
     let bar = bars.add(&entry.name, progress.clone());
+    plugins.observer.entry_started(entry).await;
     let mut attempts = 0;
     let outcome = loop {
         attempts += 1;
@@ -170,6 +179,7 @@ async fn run_with_retries(plugins: &Plugins, entry: &CompiledEntry, bars: &progr
                 let wait = retry::delay(&entry.retry, &e, attempts, retry::jitter());
                 tracing::warn!(entry = %entry.name, attempt = attempts, "{e}; retrying in {:.1}s", wait.as_secs_f64());
                 bar.set_message(format!("retry {} in {:.0}s: {}", attempts + 1, wait.as_secs_f64(), e.code));
+                plugins.observer.attempt_retried(entry, &e, wait.as_secs_f64()).await;
                 tokio::time::sleep(wait).await;
             }
             Err(e) => break Err(e),
@@ -189,9 +199,11 @@ async fn run_with_retries(plugins: &Plugins, entry: &CompiledEntry, bars: &progr
         write_disposition: entry.write_disposition.as_str().into(),
         rows_rejected: 0,
         snapshot_id: None,
+        schema: Vec::new(),
     };
     match outcome {
         Ok(o) => {
+            result.schema = o.schema.clone();
             result.rows_loaded = o.rows_loaded;
             result.rows_rejected = o.rows_rejected;
             result.snapshot_id = o.snapshot_id;
@@ -212,6 +224,7 @@ async fn run_with_retries(plugins: &Plugins, entry: &CompiledEntry, bars: &progr
         }
         Err(e) => result.error = Some(e),
     }
+    plugins.observer.entry_finished(entry, &result).await;
     result
 }
 
@@ -322,6 +335,7 @@ fn interrupted_result(e: &CompiledEntry, sig: Signal) -> EntryResult {
         write_disposition: e.write_disposition.as_str().into(),
         rows_rejected: 0,
         snapshot_id: None,
+        schema: Vec::new(),
     }
 }
 

@@ -183,7 +183,3 @@ mod tests {
     }
 }
 
-/// The error of a source that this build cannot run yet.
-pub(crate) fn not_available(name: &str, ctx: &SourceContext) -> IngestionError {
-    IngestionError::configuration(crate::error::code::UNKNOWN_SOURCE, name, format!("entry {}: the {name} source is not available in this build of floe", ctx.entry))
-}
