@@ -104,7 +104,7 @@ _floe() {
             return 0
             ;;
         floe__subcmd__compile)
-            opts="-m -s -o -q -v -h -V --manifest --spec --output --check --log-format --quiet --verbose --help --version"
+            opts="-m -s -o -q -v -h -V --manifest --spec --output --check --dagster-definitions --log-format --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -131,6 +131,10 @@ _floe() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dagster-definitions)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -38,6 +38,7 @@ complete -c floe -n "__fish_floe_needs_command" -f -a "help" -d 'Print this mess
 complete -c floe -n "__fish_floe_using_subcommand compile" -s m -l manifest -d 'The platform manifest' -r -F
 complete -c floe -n "__fish_floe_using_subcommand compile" -s s -l spec -d 'The pipeline spec' -r -F
 complete -c floe -n "__fish_floe_using_subcommand compile" -s o -l output -d 'Where to write the artifact' -r -F
+complete -c floe -n "__fish_floe_using_subcommand compile" -l dagster-definitions -d 'Also write a Python module defining one Dagster asset per ingestion entry' -r -F
 complete -c floe -n "__fish_floe_using_subcommand compile" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c floe -n "__fish_floe_using_subcommand compile" -l check -d 'Write nothing; exit 0 if the artifact on disk is current, 3 if missing or stale'

@@ -95,6 +95,9 @@ pub struct CompileArgs {
     /// Write nothing; exit 0 if the artifact on disk is current, 3 if missing or stale.
     #[arg(long)]
     pub check: bool,
+    /// Also write a Python module defining one Dagster asset per ingestion entry.
+    #[arg(long, value_name = "FILE", conflicts_with = "check")]
+    pub dagster_definitions: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dagster;
 pub mod destination;
 pub mod engine;
 pub mod error;

@@ -146,3 +146,67 @@ fn the_readme_scripting_example_runs() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("all loaded"));
 }
+
+#[path = "support/http/mod.rs"]
+mod http;
+
+/// A REST entry against the local server; `request_max_attempts: 1` so every HTTP failure is
+/// one floe attempt (the runner's retry policy is what is tested here).
+fn rest_entry(name: &str, base: &str, path: &str) -> String {
+    format!(
+        "  - name: {name}\n    type: dlt\n    destination: raw.{name}\n    dlt:\n      source: rest_api\n      config:\n        client: {{base_url: \"{base}\", request_max_attempts: 1, paginator: single_page}}\n        resources: [{{name: items, endpoint: {{path: {path}, data_selector: items}}}}]\n"
+    )
+}
+
+#[test]
+fn retries_follow_the_policy() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let flaky_calls = Arc::new(AtomicUsize::new(0));
+    let calls = flaky_calls.clone();
+    let server = rt.block_on(http::Server::start(move |req: &http::Req| match req.path.as_str() {
+        "/flaky" => {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                http::Resp::text(503, "warming up")
+            } else {
+                http::Resp::json(serde_json::json!({"items": [{"id": 1}, {"id": 2}]}))
+            }
+        }
+        "/down" => http::Resp::text(503, "down"),
+        "/denied" => http::Resp::text(401, "who are you"),
+        _ => http::Resp::text(404, "no"),
+    }));
+    let manifest = "plugins:\n  ingestion: {type: dlt, retry: {max_attempts: 3, initial_delay_seconds: 0.2, max_delay_seconds: 0.3, backoff_multiplier: 2.0}}\n";
+    let spec = format!("ingestion:\n{}{}{}", rest_entry("flaky", &server.base, "flaky"), rest_entry("down", &server.base, "down"), rest_entry("denied", &server.base, "denied"));
+    let p = Project::new(manifest, &spec);
+
+    // Recovers on the second attempt.
+    let run = p.run(&["--select", "flaky"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.result("flaky");
+    assert_eq!((r["attempts"].as_i64(), r["rows_loaded"].as_i64(), r["success"].as_bool()), (Some(2), Some(2), Some(true)));
+
+    // Never recovers: exactly max_attempts requests, delays within the policy's bounds.
+    let run = p.run(&["--select", "down"]);
+    assert_eq!(run.code, 75, "{}", run.stderr);
+    let r = run.result("down");
+    assert_eq!((r["attempts"].as_i64(), r["error"]["category"].as_str(), r["error"]["retryable"].as_bool()), (Some(3), Some("TRANSIENT"), Some(true)));
+    let times: Vec<_> = server.requests().iter().filter(|q| q.path == "/down").map(|q| q.at).collect();
+    assert_eq!(times.len(), 3, "one request per attempt");
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(gap <= Duration::from_millis(300 + 700), "delay {gap:?} beyond max_delay_seconds (+ process overhead)");
+    }
+
+    // PERMANENT: not retried.
+    let run = p.run(&["--select", "denied"]);
+    assert_eq!(run.code, 69, "{}", run.stderr);
+    let r = run.result("denied");
+    assert_eq!((r["attempts"].as_i64(), r["error"]["code"].as_str()), (Some(1), Some("AUTH_FAILED")));
+    assert_eq!(server.requests().iter().filter(|q| q.path == "/denied").count(), 1);
+
+    // All three together: PERMANENT (69) wins over TRANSIENT (75).
+    assert_eq!(p.run(&["--full-refresh"]).code, 69);
+    drop(server);
+}

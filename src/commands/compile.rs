@@ -19,7 +19,8 @@ pub fn run(args: &CompileArgs, quiet: bool) -> u8 {
         eprint!("{}", config::render_warnings(&project));
     }
     let out_dir = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let text = artifact::compile(&project, out_dir).to_json();
+    let compiled = artifact::compile(&project, out_dir);
+    let text = compiled.to_json();
 
     if args.check {
         return match std::fs::read(&args.output) {
@@ -43,6 +44,16 @@ pub fn run(args: &CompileArgs, quiet: bool) -> u8 {
     if let Err(e) = std::fs::create_dir_all(out_dir).and_then(|_| write_atomically(&args.output, text.as_bytes())) {
         eprintln!("error: cannot write {}: {e}", args.output.display());
         return exit::CONFIGURATION;
+    }
+    if let Some(path) = &args.dagster_definitions {
+        let module = crate::dagster::render(&compiled, &args.output, path);
+        if let Err(e) = path.parent().filter(|p| !p.as_os_str().is_empty()).map_or(Ok(()), std::fs::create_dir_all).and_then(|_| write_atomically(path, module.as_bytes())) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return exit::CONFIGURATION;
+        }
+        if !quiet {
+            eprintln!("wrote Dagster definitions to {}", path.display());
+        }
     }
     if !quiet {
         let n = project.spec.ingestion.len();

