@@ -210,3 +210,57 @@ fn retries_follow_the_policy() {
     assert_eq!(p.run(&["--full-refresh"]).code, 69);
     drop(server);
 }
+
+#[path = "support/airbyte/mod.rs"]
+mod airbyte_double;
+
+fn airbyte_project(double: &airbyte_double::Double) -> Project {
+    let manifest = format!(
+        "plugins:\n  ingestion:\n    - type: dlt\n    - type: airbyte\n      config: {{workspace_url: \"{}\", connection_secret_ref: airbyte-token, poll_interval_seconds: 0.05, timeout_seconds: 60}}\n      retry: {{max_attempts: 1}}\n",
+        double.public_url()
+    );
+    let spec = "ingestion:\n  - name: accounts\n    type: airbyte\n    destination: bronze.accounts\n    airbyte: {connection_id: \"9924bcd0-99be-453d-ba47-c2c9766f7da5\"}\n";
+    let mut p = Project::new(&manifest, spec);
+    p.env.push(("FLOE_SECRET_AIRBYTE_TOKEN".into(), "airbyte-canary-token".into()));
+    p
+}
+
+#[test]
+fn an_airbyte_sync_runs_through_the_binary() {
+    let double = airbyte_double::Double::start("airbyte-canary-token");
+    double.plan_next_job(airbyte_double::JobPlan::new(&["pending", "running", "succeeded"]).rows(42));
+    let p = airbyte_project(&double);
+    let run = p.run(&[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.result("accounts");
+    assert_eq!((r["type"].as_str(), r["rows_loaded"].as_i64(), r["success"].as_bool()), (Some("airbyte"), Some(42), Some(true)));
+    assert_eq!(r["job"]["job_id"].as_i64(), double.job_ids().first().copied());
+    assert!(!run.stdout.contains("airbyte-canary-token") && !run.stderr.contains("airbyte-canary-token"));
+    assert_eq!(double.jobs_created(), 1);
+}
+
+#[test]
+fn sigint_cancels_the_running_airbyte_job() {
+    let double = airbyte_double::Double::start("airbyte-canary-token");
+    double.plan_next_job(airbyte_double::JobPlan::forever_running());
+    let p = airbyte_project(&double);
+    let child = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["ingest", "run", "--output", "json"])
+        .current_dir(p.dir.path())
+        .envs(p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while double.jobs_created() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill").success());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(report["results"][0]["error"]["code"], "INTERRUPTED");
+    assert_eq!(double.cancelled_jobs(), double.job_ids(), "the running job was not cancelled");
+}

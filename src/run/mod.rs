@@ -20,6 +20,7 @@ use crate::artifact::CompiledEntry;
 use crate::cli::{GlobalArgs, OutputFormat, RunArgs, StateArgs};
 use crate::commands::{print_stdout, Loaded};
 use crate::config::manifest::IngestionType;
+use crate::airbyte::AirbytePlugin;
 use crate::engine::Engine;
 use crate::observe::Observer;
 use crate::error::{code, exit, exit_code_for, Category, IngestionError};
@@ -29,7 +30,7 @@ use crate::sources::Progress;
 /// The plugins of a run, by entry type, and the run's observer.
 struct Plugins {
     dlt: Arc<Engine>,
-    airbyte: Option<Arc<dyn IngestionPlugin>>,
+    airbyte: Option<Arc<AirbytePlugin>>,
     observer: Observer,
 }
 
@@ -37,7 +38,7 @@ impl Plugins {
     fn for_entry(&self, entry: &CompiledEntry) -> Result<Arc<dyn IngestionPlugin>, IngestionError> {
         match entry.kind {
             IngestionType::Dlt => Ok(self.dlt.clone()),
-            IngestionType::Airbyte => self.airbyte.clone().ok_or_else(|| {
+            IngestionType::Airbyte => self.airbyte.clone().map(|a| a as Arc<dyn IngestionPlugin>).ok_or_else(|| {
                 IngestionError::configuration(code::DESTINATION_CONFIG_ERROR, "airbyte", "the airbyte plugin is not configured: add a `type: airbyte` block under plugins.ingestion in the manifest")
             }),
         }
@@ -115,7 +116,10 @@ pub fn run_command(loaded: Loaded, args: &RunArgs, global: &GlobalArgs) -> u8 {
             Some(sig) => sig.exit_code(),
             None => exit_code_for(failures),
         };
-        let redactor = plugins.dlt.redactor.lock().map(|r| r.clone()).unwrap_or_default();
+        let mut redactor = plugins.dlt.redactor.lock().map(|r| r.clone()).unwrap_or_default();
+        if let Some(a) = &plugins.airbyte {
+            redactor.merge(&a.redactor());
+        }
         for r in &mut results {
             if let Some(e) = &mut r.error {
                 e.message = redactor.redact(&e.message);
@@ -157,8 +161,8 @@ async fn run_entries(plugins: &Plugins, entries: &[CompiledEntry], jobs: usize, 
 }
 
 /// The Airbyte plugin of the artifact, when one is configured.
-fn airbyte_plugin(_loaded: &Loaded, _secrets: &SecretStore) -> Option<Arc<dyn IngestionPlugin>> {
-    None
+fn airbyte_plugin(loaded: &Loaded, secrets: &SecretStore) -> Option<Arc<AirbytePlugin>> {
+    loaded.artifact.plugins.airbyte.as_ref().map(|settings| Arc::new(AirbytePlugin::new(settings, secrets.clone())))
 }
 
 async fn run_with_retries(plugins: &Plugins, entry: &CompiledEntry, bars: &progress::Bars) -> EntryResult {
@@ -200,6 +204,7 @@ async fn run_with_retries(plugins: &Plugins, entry: &CompiledEntry, bars: &progr
         rows_rejected: 0,
         snapshot_id: None,
         schema: Vec::new(),
+        job: None,
     };
     match outcome {
         Ok(o) => {
@@ -222,7 +227,16 @@ async fn run_with_retries(plugins: &Plugins, entry: &CompiledEntry, bars: &progr
                 result.success = true;
             }
         }
-        Err(e) => result.error = Some(e),
+        Err(e) => {
+            // A sync that failed after committing some rows reports them.
+            if let Some(rows) = e.details.get("rows_committed").and_then(serde_json::Value::as_u64) {
+                result.rows_loaded = rows;
+            }
+            result.error = Some(e);
+        }
+    }
+    if let (IngestionType::Airbyte, Some(a)) = (entry.kind, &plugins.airbyte) {
+        result.job = a.job_details(&entry.name).map(|d| serde_json::Value::Object(d.into_iter().collect()));
     }
     plugins.observer.entry_finished(entry, &result).await;
     result
@@ -336,6 +350,7 @@ fn interrupted_result(e: &CompiledEntry, sig: Signal) -> EntryResult {
         rows_rejected: 0,
         snapshot_id: None,
         schema: Vec::new(),
+        job: None,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct EntryResult {
     pub write_disposition: String,
     pub rows_rejected: u64,
     pub snapshot_id: Option<i64>,
+    /// Airbyte entries: the job (id, link, status, rows, bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<serde_json::Value>,
     /// Columns of the loaded data (name, Arrow type), for lineage; not in the report.
     #[serde(skip)]
     pub schema: Vec<(String, String)>,
