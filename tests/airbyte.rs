@@ -465,9 +465,10 @@ async fn timeout_leaves_an_attached_job_running() {
 
 #[tokio::test]
 async fn timeout_when_the_job_just_finished_reports_the_result() {
-    let o = Options { poll: 0.3, timeout: 0.35, ..Options::default() };
+    // The deadline passes during the first wait, so exactly one status read precedes the cancel.
+    let o = Options { poll: 1.0, timeout: 0.2, ..Options::default() };
     let h = Harness::with(Double::start(TOKEN), Api::Public, o);
-    h.double.plan_next_job(JobPlan::new(&["running", "running", "running", "succeeded"]).rows(2));
+    h.double.plan_next_job(JobPlan::new(&["running", "running", "succeeded"]).rows(2));
     // The cancel finds the job no longer running (409): floe reads it once more.
     h.double.script(Route::CancelJob, Canned::Status { status: 409, body: r#"{"status":409,"type":"https://reference.airbyte.com/reference/errors#409-state-conflict","title":"state-conflict","detail":"State conflict","data":{"message":"Job is not currently running"}}"#.into(), retry_after: None });
     assert_eq!(ok(h.run().await).rows_loaded, 2);
@@ -525,10 +526,10 @@ async fn cancel_all_cancels_the_job_of_a_trigger_in_flight() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     h.plugin.cancel_all().await;
-    let job = h.double.job_ids()[0];
-    assert_eq!(h.double.cancelled_jobs(), vec![job], "the job the trigger created was cancelled");
     let result = tokio::time::timeout(Duration::from_secs(6), task).await.unwrap_or_else(|_| panic!("the attempt did not stop")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(err(result).code, "INTERRUPTED");
+    let job = h.double.job_ids()[0];
+    assert_eq!(h.double.cancelled_jobs(), vec![job], "the job the trigger created was cancelled");
     assert_eq!(h.double.jobs_created(), 1);
 }
 
@@ -542,9 +543,9 @@ async fn cancel_all_with_nothing_running_contacts_nobody() {
 // ---------- credentials ----------
 
 async fn client_credentials_token_is_refreshed_before_expiry(api: Api) {
-    let h = Harness::client_credentials(api, 1, Duration::from_secs(1), 0.1);
+    let h = Harness::client_credentials(api, 2, Duration::from_secs(2), 0.1);
     let mut statuses = vec!["pending"];
-    statuses.extend(std::iter::repeat_n("running", 30));
+    statuses.extend(std::iter::repeat_n("running", 40));
     statuses.push("succeeded");
     h.double.plan_next_job(JobPlan::new(&statuses).rows(11));
     assert_eq!(ok(h.run().await).rows_loaded, 11);
@@ -644,7 +645,9 @@ async fn canary_no_secret_in_errors_details_or_logs() {
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_ansi(false).with_writer(move || writer.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global, not scoped: a scoped subscriber misses events whose callsites other test threads
+    // registered first; this way the logs of every test in this binary are checked too.
+    tracing::subscriber::set_global_default(subscriber).unwrap_or_else(|e| panic!("{e}"));
 
     let mut shown: Vec<String> = Vec::new();
     let mut issued: Vec<String> = Vec::new();

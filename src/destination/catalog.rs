@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use iceberg::spec::Schema;
 use iceberg::table::Table;
@@ -199,12 +200,36 @@ pub(crate) async fn reload_table(catalog: &dyn Catalog, ident: &TableIdent, ctx:
         .ok_or_else(|| ctx.catalog_kind("reload", FailureKind::NotFound, "the table was dropped during the load".into()))
 }
 
+/// Attempts at finding or creating a table: creation races with other writers, and some
+/// servers answer errors while a concurrent creation is half done.
+const SETUP_ATTEMPTS: u32 = 5;
+const SETUP_BACKOFF: Duration = Duration::from_millis(200);
+
 /// Loads the table, or creates it (and its namespace) with `schema`. Returns whether this call
 /// created it. A concurrent creator wins gracefully: its table is loaded instead.
 pub(crate) async fn load_or_create_table(
     catalog: &dyn Catalog,
     ident: &TableIdent,
-    schema: impl FnOnce() -> Result<Schema, DestinationError>,
+    schema: &(dyn Fn() -> Result<Schema, DestinationError> + Send + Sync),
+    ctx: &ErrorContext,
+) -> Result<(Table, bool), DestinationError> {
+    let mut attempt = 1;
+    loop {
+        match try_load_or_create_table(catalog, ident, schema, ctx).await {
+            Err(e) if attempt < SETUP_ATTEMPTS && matches!(e.failure_kind(), Some(FailureKind::Other | FailureKind::Unavailable)) => {
+                tracing::debug!(table = %ctx.table, attempt, error = %e, "finding or creating the table failed, retrying");
+                tokio::time::sleep(SETUP_BACKOFF * attempt).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn try_load_or_create_table(
+    catalog: &dyn Catalog,
+    ident: &TableIdent,
+    schema: &(dyn Fn() -> Result<Schema, DestinationError> + Send + Sync),
     ctx: &ErrorContext,
 ) -> Result<(Table, bool), DestinationError> {
     if let Some(table) = load_table(catalog, ident, ctx).await? {

@@ -100,7 +100,7 @@ impl Session {
             }
         }
         let new_schema = || new_table_schema(schema, primary_key).map_err(|e| ctx.schema(e));
-        let (base, created) = load_or_create_table(self.catalog.as_ref(), &self.ident, new_schema, ctx).await?;
+        let (base, created) = load_or_create_table(self.catalog.as_ref(), &self.ident, &new_schema, ctx).await?;
         commit::check_writable(&base, ctx)?;
         let keys = self.primary_key().map(|pk| KeyIndex::new(pk.to_vec()));
         Ok(OpenTable { predicted: base.clone(), base, created, sink: None, files: Vec::new(), keys })
