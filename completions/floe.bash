@@ -25,6 +25,9 @@ _floe() {
             floe,ingest)
                 cmd="floe__subcmd__ingest"
                 ;;
+            floe,maintenance)
+                cmd="floe__subcmd__maintenance"
+                ;;
             floe,schema)
                 cmd="floe__subcmd__schema"
                 ;;
@@ -40,6 +43,9 @@ _floe() {
             floe__subcmd__help,ingest)
                 cmd="floe__subcmd__help__subcmd__ingest"
                 ;;
+            floe__subcmd__help,maintenance)
+                cmd="floe__subcmd__help__subcmd__maintenance"
+                ;;
             floe__subcmd__help,schema)
                 cmd="floe__subcmd__help__subcmd__schema"
                 ;;
@@ -54,6 +60,9 @@ _floe() {
                 ;;
             floe__subcmd__help__subcmd__ingest,state)
                 cmd="floe__subcmd__help__subcmd__ingest__subcmd__state"
+                ;;
+            floe__subcmd__help__subcmd__maintenance,remove-orphans)
+                cmd="floe__subcmd__help__subcmd__maintenance__subcmd__remove__subcmd__orphans"
                 ;;
             floe__subcmd__ingest,help)
                 cmd="floe__subcmd__ingest__subcmd__help"
@@ -79,6 +88,18 @@ _floe() {
             floe__subcmd__ingest__subcmd__help,state)
                 cmd="floe__subcmd__ingest__subcmd__help__subcmd__state"
                 ;;
+            floe__subcmd__maintenance,help)
+                cmd="floe__subcmd__maintenance__subcmd__help"
+                ;;
+            floe__subcmd__maintenance,remove-orphans)
+                cmd="floe__subcmd__maintenance__subcmd__remove__subcmd__orphans"
+                ;;
+            floe__subcmd__maintenance__subcmd__help,help)
+                cmd="floe__subcmd__maintenance__subcmd__help__subcmd__help"
+                ;;
+            floe__subcmd__maintenance__subcmd__help,remove-orphans)
+                cmd="floe__subcmd__maintenance__subcmd__help__subcmd__remove__subcmd__orphans"
+                ;;
             *)
                 ;;
         esac
@@ -86,7 +107,7 @@ _floe() {
 
     case "${cmd}" in
         floe)
-            opts="-q -v -h -V --log-format --quiet --verbose --help --version compile validate ingest schema help"
+            opts="-q -v -h -V --log-format --quiet --verbose --help --version compile validate ingest schema maintenance help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -150,7 +171,7 @@ _floe() {
             return 0
             ;;
         floe__subcmd__help)
-            opts="compile validate ingest schema help"
+            opts="compile validate ingest schema maintenance help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,6 +255,34 @@ _floe() {
             return 0
             ;;
         floe__subcmd__help__subcmd__ingest__subcmd__state)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        floe__subcmd__help__subcmd__maintenance)
+            opts="remove-orphans"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        floe__subcmd__help__subcmd__maintenance__subcmd__remove__subcmd__orphans)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -487,6 +536,120 @@ _floe() {
                     return 0
                     ;;
                 -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --secrets-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        floe__subcmd__maintenance)
+            opts="-q -v -h -V --log-format --quiet --verbose --help --version remove-orphans help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        floe__subcmd__maintenance__subcmd__help)
+            opts="remove-orphans help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        floe__subcmd__maintenance__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        floe__subcmd__maintenance__subcmd__help__subcmd__remove__subcmd__orphans)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        floe__subcmd__maintenance__subcmd__remove__subcmd__orphans)
+            opts="-m -s -q -v -h -V --artifact --manifest --spec --select --older-than --dry-run --output --secrets-dir --log-format --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --artifact)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --select)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --older-than)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

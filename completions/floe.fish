@@ -34,6 +34,7 @@ complete -c floe -n "__fish_floe_needs_command" -f -a "compile" -d 'Validate the
 complete -c floe -n "__fish_floe_needs_command" -f -a "validate" -d 'Validate the manifest and the spec; write nothing'
 complete -c floe -n "__fish_floe_needs_command" -f -a "ingest" -d 'Run and inspect ingestion entries'
 complete -c floe -n "__fish_floe_needs_command" -f -a "schema" -d 'Print the JSON Schema of a file floe reads, for editors and CI'
+complete -c floe -n "__fish_floe_needs_command" -f -a "maintenance" -d 'Maintain the destination tables'
 complete -c floe -n "__fish_floe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c floe -n "__fish_floe_using_subcommand compile" -s m -l manifest -d 'The platform manifest' -r -F
 complete -c floe -n "__fish_floe_using_subcommand compile" -s s -l spec -d 'The pipeline spec' -r -F
@@ -115,11 +116,38 @@ complete -c floe -n "__fish_floe_using_subcommand schema" -s q -l quiet -d 'Prin
 complete -c floe -n "__fish_floe_using_subcommand schema" -s v -l verbose -d 'More detail in logs (-v debug, -vv trace). `RUST_LOG` also works'
 complete -c floe -n "__fish_floe_using_subcommand schema" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c floe -n "__fish_floe_using_subcommand schema" -s V -l version -d 'Print version'
-complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema help" -f -a "compile" -d 'Validate the manifest and the spec and write the compiled JSON artifact'
-complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema help" -f -a "validate" -d 'Validate the manifest and the spec; write nothing'
-complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema help" -f -a "ingest" -d 'Run and inspect ingestion entries'
-complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema help" -f -a "schema" -d 'Print the JSON Schema of a file floe reads, for editors and CI'
-complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and not __fish_seen_subcommand_from remove-orphans help" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and not __fish_seen_subcommand_from remove-orphans help" -s q -l quiet -d 'Print only errors: no progress, no summary'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and not __fish_seen_subcommand_from remove-orphans help" -s v -l verbose -d 'More detail in logs (-v debug, -vv trace). `RUST_LOG` also works'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and not __fish_seen_subcommand_from remove-orphans help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and not __fish_seen_subcommand_from remove-orphans help" -s V -l version -d 'Print version'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and not __fish_seen_subcommand_from remove-orphans help" -f -a "remove-orphans" -d 'Delete data files that no snapshot references (left by killed or failed loads)'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and not __fish_seen_subcommand_from remove-orphans help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -l artifact -d 'Run a compiled artifact instead of compiling the manifest and spec in memory' -r -F
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -s m -l manifest -d 'The platform manifest' -r -F
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -s s -l spec -d 'The pipeline spec' -r -F
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -l select -d 'Only these entries\' tables (repeatable; `*` and `?` globs allowed)' -r
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -l older-than -d 'Only files last modified more than this many seconds ago' -r
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -l output -r -f -a "text\t'A table for people'
+json\t'One JSON document on stdout, nothing else'"
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -l secrets-dir -d 'Folder of secret files, one file per reference' -r -F
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -l log-format -d 'Log format on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -l dry-run -d 'Report the orphans; delete nothing'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -s q -l quiet -d 'Print only errors: no progress, no summary'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -s v -l verbose -d 'More detail in logs (-v debug, -vv trace). `RUST_LOG` also works'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from remove-orphans" -s V -l version -d 'Print version'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from help" -f -a "remove-orphans" -d 'Delete data files that no snapshot references (left by killed or failed loads)'
+complete -c floe -n "__fish_floe_using_subcommand maintenance; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema maintenance help" -f -a "compile" -d 'Validate the manifest and the spec and write the compiled JSON artifact'
+complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema maintenance help" -f -a "validate" -d 'Validate the manifest and the spec; write nothing'
+complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema maintenance help" -f -a "ingest" -d 'Run and inspect ingestion entries'
+complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema maintenance help" -f -a "schema" -d 'Print the JSON Schema of a file floe reads, for editors and CI'
+complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema maintenance help" -f -a "maintenance" -d 'Maintain the destination tables'
+complete -c floe -n "__fish_floe_using_subcommand help; and not __fish_seen_subcommand_from compile validate ingest schema maintenance help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c floe -n "__fish_floe_using_subcommand help; and __fish_seen_subcommand_from ingest" -f -a "run" -d 'Load every selected ingestion entry into its Iceberg table'
 complete -c floe -n "__fish_floe_using_subcommand help; and __fish_seen_subcommand_from ingest" -f -a "list" -d 'List the entries: name, type, destination, write disposition'
 complete -c floe -n "__fish_floe_using_subcommand help; and __fish_seen_subcommand_from ingest" -f -a "state" -d 'Show the stored incremental state of each entry (or of NAME)'
+complete -c floe -n "__fish_floe_using_subcommand help; and __fish_seen_subcommand_from maintenance" -f -a "remove-orphans" -d 'Delete data files that no snapshot references (left by killed or failed loads)'

@@ -72,6 +72,38 @@ pub enum Command {
     Ingest(IngestCommand),
     /// Print the JSON Schema of a file floe reads, for editors and CI.
     Schema(SchemaArgs),
+    /// Maintain the destination tables.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Delete data files that no snapshot references (left by killed or failed loads).
+    ///
+    /// Lists each selected entry's table `data/` folder and deletes the files that no
+    /// snapshot references and that are older than --older-than (so a load still running
+    /// keeps its files). Snapshots, their files and the incremental state are untouched.
+    RemoveOrphans(RemoveOrphansArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveOrphansArgs {
+    #[command(flatten)]
+    pub from: SourceArgs,
+    /// Only these entries' tables (repeatable; `*` and `?` globs allowed).
+    #[arg(long, value_name = "NAME")]
+    pub select: Vec<String>,
+    /// Only files last modified more than this many seconds ago.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400.0)]
+    pub older_than: f64,
+    /// Report the orphans; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub secrets_dir: SecretsDirArg,
 }
 
 /// Where the inputs are.

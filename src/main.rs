@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use floe::cli::{Cli, Command, IngestCommand, LogFormat};
+use floe::cli::{Cli, Command, IngestCommand, LogFormat, MaintenanceCommand};
 use floe::commands;
 use tracing_subscriber::EnvFilter;
 
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Ingest(IngestCommand::List(args)) => commands::ingest::list(args),
         Command::Ingest(IngestCommand::State(args)) => commands::ingest::state(args),
         Command::Ingest(IngestCommand::Run(args)) => commands::ingest::run(args, &cli.global),
+        Command::Maintenance(MaintenanceCommand::RemoveOrphans(args)) => commands::maintenance::remove_orphans(args),
     };
     ExitCode::from(code)
 }
@@ -39,7 +40,7 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
         _ => "debug,floe=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(floe::secrets::LogWriter::default);
     match format {
         LogFormat::Json => builder.json().with_current_span(false).init(),
         LogFormat::Text => builder.with_target(false).without_time().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),

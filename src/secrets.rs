@@ -82,14 +82,18 @@ impl SecretStore {
     /// Resolve one reference; a trailing newline in a secret file is dropped.
     pub fn resolve(&self, reference: &str) -> Result<Secret, SecretNotFound> {
         let env_var = env_var_name(reference);
-        if let Ok(v) = std::env::var(&env_var) {
-            return Ok(Secret(v));
-        }
-        let file = self.dir.join(reference);
-        match std::fs::read_to_string(&file) {
-            Ok(v) => Ok(Secret(v.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&v).to_string())),
-            Err(_) => Err(SecretNotFound { reference: reference.to_string(), env_var, file: file.display().to_string() }),
-        }
+        let secret = if let Ok(v) = std::env::var(&env_var) {
+            Secret(v)
+        } else {
+            let file = self.dir.join(reference);
+            match std::fs::read_to_string(&file) {
+                Ok(v) => Secret(v.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&v).to_string()),
+                Err(_) => return Err(SecretNotFound { reference: reference.to_string(), env_var, file: file.display().to_string() }),
+            }
+        };
+        // Every resolved value is also scrubbed from the process's logs (see `LogWriter`).
+        register_for_logs(&secret);
+        Ok(secret)
     }
 
     /// True when the reference resolves (for `--dry-run` and `validate --secrets`).
@@ -185,6 +189,17 @@ impl Redactor {
                     }
                 }
             }
+            // Fix (found by tests/secrets.rs): URL parsing lower-cases schemes and hosts and
+            // percent-encodes userinfo, paths and queries, so a secret that ends up in a URL
+            // is echoed in a spelling an exact match misses. Scrub those spellings too.
+            let variants: Vec<String> = self.values.iter().flat_map(|v| [v.to_ascii_lowercase(), percent_encode(v)]).collect();
+            for v in variants {
+                if !self.values.contains(&v) {
+                    self.values.push(v);
+                }
+            }
+            // Longest first, so a value containing another is replaced whole.
+            self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         }
     }
 
@@ -205,6 +220,59 @@ impl Redactor {
             }
         }
         redact_url_passwords(&out)
+    }
+}
+
+/// Percent-encoding of everything but unreserved characters (RFC 3986), as URLs carry it.
+fn percent_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// Secret values resolved by this process, scrubbed from every log line.
+static LOG_REDACTOR: std::sync::RwLock<Redactor> = std::sync::RwLock::new(Redactor { values: Vec::new() });
+
+fn register_for_logs(secret: &Secret) {
+    if let Ok(mut r) = LOG_REDACTOR.write() {
+        r.add(secret);
+    }
+}
+
+/// The log writer: stderr, with every secret this process resolved scrubbed from each event.
+///
+/// Fix (found by tests/secrets.rs): with `-vv` third-party crates log their own debug output,
+/// and reqsign (the S3 signer under opendal) prints its `StaticCredentialProvider` with the
+/// secret access key in clear. floe's own messages are redacted where they are built; this
+/// catches everything else. Each event is buffered and written whole when the writer drops
+/// (tracing-subscriber makes one writer per event).
+#[derive(Default)]
+pub struct LogWriter {
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.buf);
+        let clean = match LOG_REDACTOR.read() {
+            Ok(r) => r.redact(&text),
+            Err(_) => redact_url_passwords(&text),
+        };
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), clean.as_bytes());
     }
 }
 
@@ -259,5 +327,8 @@ mod tests {
         assert_eq!(r.redact("token hunter22 failed"), "token *** failed");
         assert_eq!(redact_url_passwords("postgresql://bob:pw@db:5432/x"), "postgresql://bob:***@db:5432/x");
         assert_eq!(format!("{:?}", Secret::new("x".into())), "Secret(***)");
+        // The spellings a URL gives a secret: lower-cased (scheme, host) and percent-encoded.
+        r.add(&Secret::new("Ab/Cd+Ef".into()));
+        assert_eq!(r.redact("GET ab/cd+ef://h?k=Ab%2FCd%2BEf"), "GET ***://h?k=***");
     }
 }

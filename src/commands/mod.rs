@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod ingest;
+pub mod maintenance;
 pub mod schema;
 pub mod validate;
 

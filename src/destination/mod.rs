@@ -23,6 +23,7 @@
 mod catalog;
 mod commit;
 mod error;
+mod maintenance;
 mod merge;
 mod schema;
 mod session;
@@ -36,6 +37,7 @@ use futures::{Stream, StreamExt};
 use iceberg::Catalog;
 
 pub use error::{BoxError, DestinationError, FailureKind};
+pub use maintenance::OrphanReport;
 pub use schema::LOAD_ID_COLUMN;
 
 use error::{ErrorContext, Redactor};
@@ -188,6 +190,8 @@ pub struct Destination {
     /// What `Debug` shows: the catalogs' own `Debug` output includes their properties (secrets).
     description: String,
     redactor: Redactor,
+    /// Storage settings, for listing files (orphan removal: `maintenance`).
+    storage: StorageConfig,
 }
 
 impl fmt::Debug for Destination {
@@ -202,7 +206,7 @@ impl Destination {
         let redactor = catalog::redactor(catalog, storage);
         let description = catalog::describe(catalog);
         let catalog = catalog::open(catalog, storage, &redactor).await?;
-        Ok(Destination { catalog, description, redactor })
+        Ok(Destination { catalog, description, redactor, storage: storage.clone() })
     }
 
     /// The state committed by the last successful load for `state_key` into `table`

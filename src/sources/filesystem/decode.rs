@@ -304,7 +304,9 @@ fn looks_like_timestamp(s: &str) -> bool {
         && b[7] == b'-'
         && (b[10] == b'T' || b[10] == b' ')
         && b[13] == b':'
-        && (s.ends_with('Z') || s[19..].contains('+') || s[19..].contains('-'))
+        // Fix (found by fuzz/ jsonl): compare bytes; `s[19..]` panicked when byte 19 fell
+        // inside a multi-byte character (e.g. "2024-01-01T00:00:0é0+05:00"), crashing the run.
+        && (s.ends_with('Z') || b[19..].contains(&b'+') || b[19..].contains(&b'-'))
         && arrow_cast::parse::string_to_datetime(&chrono_utc(), s).is_ok()
 }
 

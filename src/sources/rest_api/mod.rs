@@ -13,6 +13,9 @@ pub mod config;
 mod decode;
 mod http;
 mod paginate;
+/// The Link-header parser, public for the fuzz targets in `fuzz/` only.
+#[doc(hidden)]
+pub use paginate::link_header;
 mod plan;
 mod select;
 mod template;
