@@ -337,25 +337,7 @@ fn filesystem_dataset(loaded: &Loaded, bucket_url: &str) -> Option<Dataset> {
     Some(Dataset { namespace: "file".into(), name: path.display().to_string() })
 }
 
-fn percent_decode(s: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+use crate::sources::sql_database::percent_decode;
 
 // ---------------------------------------------------------------------------------------------
 // transports

@@ -271,7 +271,7 @@ fn url_password(url: &str) -> Option<String> {
 }
 
 /// `%XX` escapes decoded (invalid ones kept as they are).
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let hex = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
