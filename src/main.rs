@@ -9,6 +9,7 @@ use floe::commands;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -30,6 +31,21 @@ fn main() -> ExitCode {
         Command::Maintenance(MaintenanceCommand::RemoveOrphans(args)) => commands::maintenance::remove_orphans(args),
     };
     ExitCode::from(code)
+}
+
+/// Large buffers (file chunks, Arrow columns, Parquet row groups) are allocated on decoding
+/// threads and freed on the writer's. glibc starts by mapping such buffers and returning them
+/// to the kernel when freed, but after the first frees it raises that threshold (up to 32 MiB)
+/// and serves them from per-thread arenas, which fragment: peak memory then grows with the
+/// input (measured: 1M JSON lines 181 MB, 10M 242 MB). A fixed 1 MiB threshold keeps it flat
+/// (136 MB and 152 MB) at the same speed. Other allocators (musl, macOS) are left alone.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called first thing in main, before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
 fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {

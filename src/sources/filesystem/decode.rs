@@ -1,19 +1,26 @@
 //! Where file bytes become Arrow: JSON lines, CSV and Parquet decoded straight into record
 //! batches by arrow-json, arrow-csv and parquet (no per-row dynamic values on the hot path).
 //!
+//! JSON lines and CSV are cut into chunks of whole lines (about 4 MiB) that are decoded on
+//! every core and emitted in file order (`chunks`).
+//!
 //! Schema inference (documented in the README): JSON lines and CSV infer their schema from
-//! the first chunk of each file (`batch_size` lines). A later chunk that does not fit (a new
+//! the first chunk of each file (its first 4 MiB of whole lines; JSON lines carry the schema
+//! on to the next file of the load). A later chunk that does not fit (a new
 //! field, an integer column that turns fractional) widens the schema: new fields are added,
 //! int + float becomes float, anything + string becomes string; the destination then adds the
 //! new columns in the same commit. JSON strings that all look like RFC 3339 timestamps become
 //! timestamps (UTC). A record that still cannot be decoded is *rejected*: counted and named
 //! in the report (PARTIAL), never loaded as a silent null.
 
-use std::io::{BufRead, BufReader, Read};
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::io::Read;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+use super::chunks::{self, CHUNK_BYTES, Chunk, ChunkOutput, ChunkReader};
 
 /// Records decoded, and records rejected with a few reasons.
 #[derive(Debug, Default)]
@@ -24,6 +31,17 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// Adds another part's counts and (up to five) samples.
+    pub fn absorb(&mut self, other: Decoded) {
+        self.rows += other.rows;
+        self.rejected += other.rejected;
+        for s in other.samples {
+            if self.samples.len() < 5 {
+                self.samples.push(s);
+            }
+        }
+    }
+
     fn reject(&mut self, n: u64, reason: impl FnOnce() -> String) {
         self.rejected += n;
         if self.samples.len() < 5 {
@@ -44,77 +62,99 @@ pub enum DecodeError {
     Aborted(#[from] crate::error::IngestionError),
 }
 
-/// Read up to `max_lines` complete lines into `buf` (cleared first). Returns the line count.
-fn read_lines(reader: &mut impl BufRead, buf: &mut Vec<u8>, max_lines: usize) -> std::io::Result<usize> {
-    buf.clear();
-    let mut n = 0;
-    while n < max_lines {
-        let before = buf.len();
-        if reader.read_until(b'\n', buf)? == 0 {
-            break;
-        }
-        if buf[before..].iter().all(u8::is_ascii_whitespace) {
-            buf.truncate(before);
-            continue;
-        }
-        n += 1;
-    }
-    Ok(n)
-}
-
 // ---------------------------------------------------------------------------------------------
 // JSON lines
 
-/// Decode a JSON lines file. `schema` carries the (widening) schema across files of a load.
-pub fn jsonl(reader: impl Read, schema: &mut Option<SchemaRef>, batch_size: usize, file: &str, emit: &mut Emit<'_>) -> Result<Decoded, DecodeError> {
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut out = Decoded::default();
-    let mut chunk = Vec::with_capacity(1 << 20);
-    let mut first_line = 1u64;
-    loop {
-        let n = read_lines(&mut reader, &mut chunk, batch_size).map_err(|e| DecodeError::Corrupt(format!("{file}: read failed: {e}")))?;
-        if n == 0 {
-            break;
+/// Decode a JSON lines file on every core (see [`super::chunks`]). `schema` carries the
+/// (widening) schema across files of a load.
+pub fn jsonl(reader: impl Read + Send, schema: &mut Option<SchemaRef>, batch_size: usize, file: &str, emit: &mut Emit<'_>) -> Result<Decoded, DecodeError> {
+    jsonl_chunked(reader, schema, batch_size, CHUNK_BYTES, chunks::workers(), file, emit)
+}
+
+fn jsonl_chunked(
+    reader: impl Read + Send,
+    schema: &mut Option<SchemaRef>,
+    batch_size: usize,
+    chunk_bytes: usize,
+    workers: usize,
+    file: &str,
+    emit: &mut Emit<'_>,
+) -> Result<Decoded, DecodeError> {
+    let shared = Mutex::new(schema.take());
+    let first = |head: &Chunk| {
+        let mut known = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.is_none() {
+            *known = Some(infer_json_lenient(&head.bytes, file)?);
         }
-        let mut current = match schema.clone() {
-            Some(s) => s,
-            None => match infer_json(&chunk) {
-                Ok(s) => s,
-                // Some lines are broken: infer from those that parse (they are rejected later);
-                // a chunk where none parses is not JSON lines at all.
-                Err(e) => chunk
-                    .split(|b| *b == b'\n')
-                    .filter_map(|line| infer_json(line).ok())
-                    .reduce(|acc, s| Arc::new(widen_schema(&acc, &s)))
-                    .ok_or_else(|| DecodeError::Corrupt(format!("{file}: not JSON lines: {e}")))?,
-            },
+        Ok(())
+    };
+    let decode = |chunk: Chunk| jsonl_chunk(&chunk, &shared, batch_size, file);
+    let result = chunks::decode_ordered(ChunkReader::new(reader, chunk_bytes), workers, file, first, decode, emit);
+    *schema = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
+    result
+}
+
+/// The schema of a first chunk. Some lines may be broken: infer from those that parse (the
+/// others are rejected later); a chunk where none parses is not JSON lines at all.
+fn infer_json_lenient(chunk: &[u8], file: &str) -> Result<SchemaRef, DecodeError> {
+    match infer_json(chunk) {
+        Ok(s) => Ok(s),
+        Err(e) => chunk
+            .split(|b| *b == b'\n')
+            .filter_map(|line| infer_json(line).ok())
+            .reduce(|acc, s| Arc::new(widen_schema(&acc, &s)))
+            .ok_or_else(|| DecodeError::Corrupt(format!("{file}: not JSON lines: {e}"))),
+    }
+}
+
+/// One chunk of JSON lines, decoded with the schema known so far; a chunk that does not fit
+/// widens it (for the chunks that follow too).
+fn jsonl_chunk(chunk: &Chunk, shared: &Mutex<Option<SchemaRef>>, batch_size: usize, file: &str) -> Result<ChunkOutput, DecodeError> {
+    let known = shared.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let Some(start) = known else {
+        return Err(DecodeError::Corrupt(format!("{file}: no schema inferred")));
+    };
+    let bytes = &chunk.bytes;
+    let batch_size = chunk.batch_rows(batch_size);
+    let mut current = start.clone();
+    let mut out = ChunkOutput::default();
+    if decode_json_exact(bytes, &mut current, batch_size, file, &mut out.decoded, &mut |b| {
+        out.batches.push(b);
+        Ok(())
+    })
+    .is_err()
+    {
+        // Start over: widen with what this chunk holds, then try again.
+        out = ChunkOutput::default();
+        current = match infer_json(bytes) {
+            Ok(chunk_schema) => Arc::new(widen_schema(&current, &chunk_schema)),
+            // Some line is not JSON at all: widen with the lines that are.
+            Err(_) => bytes.split(|b| *b == b'\n').filter_map(|line| infer_json(line).ok()).fold(current.clone(), |acc, s| Arc::new(widen_schema(&acc, &s))),
         };
-        let fast = decode_json_exact(&chunk, &mut current, batch_size, file, &mut out, emit);
-        *schema = Some(current.clone());
-        match fast {
-            Ok(()) => {}
-            Err(arrow_schema::ArrowError::ExternalError(e)) => return Err(abort(e)),
-            Err(_) => {
-                // Widen with what this chunk holds, then try again.
-                let widened = match infer_json(&chunk) {
-                    Ok(chunk_schema) => Arc::new(widen_schema(&current, &chunk_schema)),
-                    // Some line is not JSON at all: widen with the lines that are.
-                    Err(_) => chunk
-                        .split(|b| *b == b'\n')
-                        .filter_map(|line| infer_json(line).ok())
-                        .fold(current.clone(), |acc, s| Arc::new(widen_schema(&acc, &s))),
-                };
-                let mut widened = widened;
-                let retry = decode_json_exact(&chunk, &mut widened, batch_size, file, &mut out, emit);
-                *schema = Some(widened.clone());
-                match retry {
-                    Ok(()) => {}
-                    Err(arrow_schema::ArrowError::ExternalError(e)) => return Err(abort(e)),
-                    Err(_) => json_line_by_line(&chunk, &widened, first_line, file, &mut out, emit)?,
-                }
-            }
+        let mut widened = current.clone();
+        let retry = decode_json_exact(bytes, &mut widened, batch_size, file, &mut out.decoded, &mut |b| {
+            out.batches.push(b);
+            Ok(())
+        });
+        if retry.is_err() {
+            out = ChunkOutput::default();
+            let mut batches = Vec::new();
+            json_line_by_line(bytes, &current, chunk.first_line, file, &mut out.decoded, &mut |b| {
+                batches.push(b);
+                Ok(())
+            })?;
+            out.batches = batches;
+        } else {
+            current = widened;
         }
-        first_line += n as u64;
+    }
+    if current != start {
+        let mut known = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let merged = match known.as_ref() {
+            Some(k) => Arc::new(widen_schema(k, &current)),
+            None => current,
+        };
+        *known = Some(merged);
     }
     Ok(out)
 }
@@ -132,7 +172,14 @@ fn emit_all(batches: Vec<RecordBatch>, out: &mut Decoded, emit: &mut Emit<'_>) -
 /// arrow-json would silently truncate `5.5` read into an integer column, so top-level
 /// integer columns are read as text and converted here: a column holding fractions widens
 /// to a float (the schema is updated), and a value that is no number at all rejects its row.
-fn decode_json_exact(chunk: &[u8], schema: &mut SchemaRef, batch_size: usize, file: &str, out: &mut Decoded, emit: &mut Emit<'_>) -> Result<(), arrow_schema::ArrowError> {
+fn decode_json_exact(
+    chunk: &[u8],
+    schema: &mut SchemaRef,
+    batch_size: usize,
+    file: &str,
+    out: &mut Decoded,
+    emit: &mut Emit<'_>,
+) -> Result<(), arrow_schema::ArrowError> {
     let wire: SchemaRef = Arc::new(Schema::new(
         schema
             .fields()
@@ -173,12 +220,7 @@ fn decode_json_exact(chunk: &[u8], schema: &mut SchemaRef, batch_size: usize, fi
             columns.push(kept);
         }
         if widened {
-            let fields: Vec<Field> = schema
-                .fields()
-                .iter()
-                .zip(&columns)
-                .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
-                .collect();
+            let fields: Vec<Field> = schema.fields().iter().zip(&columns).map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true)).collect();
             *schema = Arc::new(Schema::new(fields));
         }
         let mut typed = RecordBatch::try_new(schema.clone(), columns)?;
@@ -194,7 +236,8 @@ fn decode_json_exact(chunk: &[u8], schema: &mut SchemaRef, batch_size: usize, fi
 }
 
 fn decode_json_chunk(chunk: &[u8], schema: &SchemaRef, batch_size: usize) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
-    let mut decoder = arrow_json::ReaderBuilder::new(schema.clone()).with_batch_size(batch_size).with_strict_mode(true).with_coerce_primitive(true).build_decoder()?;
+    let mut decoder =
+        arrow_json::ReaderBuilder::new(schema.clone()).with_batch_size(batch_size).with_strict_mode(true).with_coerce_primitive(true).build_decoder()?;
     let mut batches = Vec::new();
     let mut rest = chunk;
     while !rest.is_empty() {
@@ -213,20 +256,16 @@ fn decode_json_chunk(chunk: &[u8], schema: &SchemaRef, batch_size: usize) -> Res
     Ok(batches)
 }
 
-/// An emit failure smuggled through an ArrowError: the load was aborted.
-fn abort(e: Box<dyn std::error::Error + Send + Sync>) -> DecodeError {
-    match e.downcast::<crate::error::IngestionError>() {
-        Ok(ie) => DecodeError::Aborted(*ie),
-        Err(other) => DecodeError::Corrupt(other.to_string()),
-    }
-}
-
 /// The slow path for a chunk with bad records: decode each line alone, keep the good ones.
+/// Line numbers count every line of the file, blank ones included.
 fn json_line_by_line(chunk: &[u8], schema: &SchemaRef, first_line: u64, file: &str, out: &mut Decoded, emit: &mut Emit<'_>) -> Result<(), DecodeError> {
     let mut good = Vec::new();
-    let mut line_no = first_line;
     let mut dummy = Decoded::default();
-    for line in chunk.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+    for (i, line) in chunk.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let line_no = first_line + i as u64;
         let mut line_schema = schema.clone();
         let mut rows = Vec::new();
         let r = decode_json_exact(line, &mut line_schema, 1, file, &mut dummy, &mut |b| {
@@ -238,7 +277,6 @@ fn json_line_by_line(chunk: &[u8], schema: &SchemaRef, first_line: u64, file: &s
             Ok(()) => out.reject(1, || format!("{file}:{line_no}: a value does not fit its column's type")),
             Err(e) => out.reject(1, || format!("{file}:{line_no}: {}", short(&e.to_string()))),
         }
-        line_no += 1;
     }
     out.rejected += dummy.rejected;
     if !good.is_empty() {
@@ -280,7 +318,9 @@ fn timestamp_like_fields(chunk: &[u8], schema: &Schema) -> Vec<String> {
     let mut ok: Vec<(String, bool, bool)> = candidates.iter().map(|c| ((*c).clone(), true, false)).collect();
     // A sample is enough: a later value that does not parse rejects that record loudly.
     for line in chunk.split(|b| *b == b'\n').take(200) {
-        let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
+        let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
         for (name, all, seen) in ok.iter_mut() {
             match obj.get(name.as_str()) {
                 Some(serde_json::Value::String(s)) => {
@@ -362,49 +402,83 @@ pub struct CsvOptions {
     pub has_header: bool,
 }
 
-/// Decode a CSV file. The schema is inferred per file from its first chunk.
-pub fn csv(reader: impl Read, opts: CsvOptions, batch_size: usize, file: &str, emit: &mut Emit<'_>) -> Result<Decoded, DecodeError> {
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut out = Decoded::default();
-    let mut chunk = Vec::with_capacity(1 << 20);
-    let mut header: Option<Vec<u8>> = None;
-    let mut schema: Option<SchemaRef> = None;
-    loop {
-        let n = read_lines(&mut reader, &mut chunk, batch_size + usize::from(header.is_none() && opts.has_header))
-            .map_err(|e| DecodeError::Corrupt(format!("{file}: read failed: {e}")))?;
-        if n == 0 {
-            break;
+/// Decode a CSV file on every core (see [`super::chunks`]). The schema is inferred per file
+/// from its first chunk.
+pub fn csv(reader: impl Read + Send, opts: CsvOptions, batch_size: usize, file: &str, emit: &mut Emit<'_>) -> Result<Decoded, DecodeError> {
+    csv_chunked(reader, opts, batch_size, CHUNK_BYTES, chunks::workers(), file, emit)
+}
+
+fn csv_chunked(
+    reader: impl Read + Send,
+    opts: CsvOptions,
+    batch_size: usize,
+    chunk_bytes: usize,
+    workers: usize,
+    file: &str,
+    emit: &mut Emit<'_>,
+) -> Result<Decoded, DecodeError> {
+    let schema: OnceLock<SchemaRef> = OnceLock::new();
+    let first = |head: &Chunk| {
+        let data = without_blank_lines(&head.bytes);
+        let fmt = arrow_csv::reader::Format::default().with_header(opts.has_header).with_delimiter(opts.delimiter);
+        let (s, _) = fmt.infer_schema(std::io::Cursor::new(data.as_ref()), None).map_err(|e| DecodeError::Corrupt(format!("{file}: not CSV: {e}")))?;
+        let _ = schema.set(Arc::new(Schema::new(s.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>())));
+        Ok(())
+    };
+    let decode = |chunk: Chunk| {
+        let Some(schema) = schema.get() else {
+            return Err(DecodeError::Corrupt(format!("{file}: no schema inferred")));
+        };
+        // Only the first chunk starts with the header line.
+        let opts = CsvOptions { has_header: opts.has_header && chunk.seq == 0, ..opts };
+        let data = without_blank_lines(&chunk.bytes);
+        let batch_size = chunk.batch_rows(batch_size);
+        let mut out = ChunkOutput::default();
+        match decode_csv_chunk(&data, schema, opts, batch_size) {
+            Ok(batches) => {
+                out.decoded.rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+                out.batches = batches;
+            }
+            Err(_) => csv_as_text_then_cast(&data, schema, opts, batch_size, file, &mut out.decoded, &mut |b| {
+                out.batches.push(b);
+                Ok(())
+            })?,
         }
-        // Later chunks get the header line again so each chunk decodes on its own.
-        let data: Vec<u8> = match (&header, opts.has_header) {
-            (None, true) => {
-                let end = chunk.iter().position(|b| *b == b'\n').map_or(chunk.len(), |i| i + 1);
-                header = Some(chunk[..end].to_vec());
-                chunk.clone()
-            }
-            (Some(h), true) => [h.as_slice(), &chunk].concat(),
-            _ => chunk.clone(),
-        };
-        let current = match &schema {
-            Some(s) => s.clone(),
-            None => {
-                let fmt = arrow_csv::reader::Format::default().with_header(opts.has_header).with_delimiter(opts.delimiter);
-                let (s, _) = fmt.infer_schema(std::io::Cursor::new(&data), None).map_err(|e| DecodeError::Corrupt(format!("{file}: not CSV: {e}")))?;
-                let s: SchemaRef = Arc::new(Schema::new(s.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()));
-                schema = Some(s.clone());
-                s
-            }
-        };
-        match decode_csv_chunk(&data, &current, opts, batch_size) {
-            Ok(batches) => emit_all(batches, &mut out, emit)?,
-            Err(_) => csv_as_text_then_cast(&data, &current, opts, batch_size, file, &mut out, emit)?,
+        Ok(out)
+    };
+    // arrow-csv reads `"` as the quote character.
+    chunks::decode_ordered(ChunkReader::new(reader, chunk_bytes).with_quote(b'"'), workers, file, first, decode, emit)
+}
+
+/// The chunk without its blank lines (which CSV would read as one-field records); borrowed
+/// when it has none, the usual case.
+fn without_blank_lines(chunk: &[u8]) -> Cow<'_, [u8]> {
+    let blank = |line: &[u8]| line.iter().all(u8::is_ascii_whitespace);
+    // A blank line is one whose first byte is whitespace (then checked whole): cheap to rule out.
+    let mut any = chunk.first().is_some_and(u8::is_ascii_whitespace);
+    if !any {
+        any = memchr::memchr_iter(b'\n', chunk).any(|i| chunk.get(i + 1).is_some_and(|b| b.is_ascii_whitespace() && blank(line_at(chunk, i + 1))));
+    }
+    if !any {
+        return Cow::Borrowed(chunk);
+    }
+    let mut kept = Vec::with_capacity(chunk.len());
+    for line in chunk.split_inclusive(|b| *b == b'\n') {
+        if !blank(line) {
+            kept.extend_from_slice(line);
         }
     }
-    Ok(out)
+    Cow::Owned(kept)
+}
+
+fn line_at(chunk: &[u8], start: usize) -> &[u8] {
+    let rest = &chunk[start..];
+    &rest[..memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1)]
 }
 
 fn decode_csv_chunk(data: &[u8], schema: &SchemaRef, opts: CsvOptions, batch_size: usize) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
-    let mut decoder = arrow_csv::ReaderBuilder::new(schema.clone()).with_header(opts.has_header).with_delimiter(opts.delimiter).with_batch_size(batch_size).build_decoder();
+    let mut decoder =
+        arrow_csv::ReaderBuilder::new(schema.clone()).with_header(opts.has_header).with_delimiter(opts.delimiter).with_batch_size(batch_size).build_decoder();
     let mut batches = Vec::new();
     let mut rest = data;
     loop {
@@ -427,7 +501,15 @@ fn decode_csv_chunk(data: &[u8], schema: &SchemaRef, opts: CsvOptions, batch_siz
 
 /// The slow path: read the chunk with every column as text, cast to the inferred types, and
 /// reject the rows where a non-empty value did not convert.
-fn csv_as_text_then_cast(data: &[u8], schema: &SchemaRef, opts: CsvOptions, batch_size: usize, file: &str, out: &mut Decoded, emit: &mut Emit<'_>) -> Result<(), DecodeError> {
+fn csv_as_text_then_cast(
+    data: &[u8],
+    schema: &SchemaRef,
+    opts: CsvOptions,
+    batch_size: usize,
+    file: &str,
+    out: &mut Decoded,
+    emit: &mut Emit<'_>,
+) -> Result<(), DecodeError> {
     let text_schema: SchemaRef = Arc::new(Schema::new(schema.fields().iter().map(|f| Field::new(f.name(), DataType::Utf8, true)).collect::<Vec<_>>()));
     let batches = decode_csv_chunk(data, &text_schema, opts, batch_size).map_err(|e| DecodeError::Corrupt(format!("{file}: {e}")))?;
     for text in batches {
@@ -495,14 +577,17 @@ mod tests {
     fn jsonl_widens_and_rejects() {
         let text = "{\"a\": 1, \"t\": \"2024-01-01T00:00:00Z\"}\n{\"a\": 2}\n\n{\"a\": 3, \"b\": \"new\"}\n{\"a\": 4,\n{\"a\": 5.5}\n{\"a\": 6}\n";
         let mut schema = None;
-        // batch_size 2: the third line brings a new field, the fourth is broken, the fifth
-        // widens `a` to a float.
-        let (batches, d) = collect(|e| jsonl(text.as_bytes(), &mut schema, 2, "x.jsonl", e));
+        // Chunks of about two lines, on two workers: the third line brings a new field, the
+        // fifth (after a blank line) is broken, the sixth widens `a` to a float.
+        let (batches, d) = collect(|e| jsonl_chunked(text.as_bytes(), &mut schema, 2, 40, 2, "x.jsonl", e));
         assert_eq!((d.rows, d.rejected), (5, 1), "{:?}", d.samples);
-        assert!(d.samples[0].starts_with("x.jsonl:4:"), "{:?}", d.samples);
-        assert_eq!(batches.last().expect("batch").schema().field_with_name("a").expect("a").data_type(), &DataType::Float64);
-        let last = batches.last().expect("batch");
-        assert!(last.schema().field_with_name("b").is_ok());
+        assert!(d.samples[0].starts_with("x.jsonl:5:"), "{:?}", d.samples);
+        // The schema carried on to the next file holds every widening, whichever chunk
+        // finished first.
+        let carried = schema.expect("schema");
+        assert_eq!(carried.field_with_name("a").expect("a").data_type(), &DataType::Float64);
+        assert!(carried.field_with_name("b").is_ok());
+        assert!(batches.iter().any(|b| b.schema().field_with_name("b").is_ok()));
         assert!(matches!(batches[0].schema().field_with_name("t").expect("t").data_type(), DataType::Timestamp(TimeUnit::Microsecond, Some(_))));
     }
 
@@ -510,7 +595,7 @@ mod tests {
     fn csv_rejects_rows_that_do_not_fit() {
         let text = "id,name,amount\n1,a,1.5\n2,b,2.5\n3,c,oops\n";
         // The chunk of 2 infers amount as float; the second chunk has a bad value.
-        let (batches, d) = collect(|e| csv(text.as_bytes(), CsvOptions { delimiter: b',', has_header: true }, 2, "x.csv", e));
+        let (batches, d) = collect(|e| csv_chunked(text.as_bytes(), CsvOptions { delimiter: b',', has_header: true }, 2, 30, 2, "x.csv", e));
         assert_eq!(d.rows, 2);
         assert_eq!(d.rejected, 1);
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);

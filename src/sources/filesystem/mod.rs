@@ -2,6 +2,7 @@
 //! `s3://` prefix, each file loaded once.
 
 pub mod config;
+pub mod chunks;
 pub mod decode;
 pub mod store;
 
