@@ -1,5 +1,6 @@
 //! The fuzz targets' bodies, shared by the cargo-fuzz binaries (`fuzz_targets/`, nightly)
-//! and the stable smoke test (`tests/smoke.rs`). No input may panic.
+//! and the stable smoke test of the main crate (`tests/fuzz_smoke.rs`, run by `cargo test`).
+//! No input may panic.
 
 use std::io::Write;
 
@@ -48,11 +49,14 @@ pub fn artifact(data: &[u8]) {
     }
 }
 
-/// JSON lines → Arrow: a small batch size (from the first byte) so chunk-to-chunk widening
-/// runs, and the schema carried into a second file, as a load of several files does.
+/// JSON lines and CSV → Arrow: tiny chunks (size from the first byte) on two workers, so
+/// chunk-to-chunk widening, reordering and cuts inside quotes run on small inputs; the JSON
+/// schema carried into a second file, as a load of several files does.
 pub fn jsonl(data: &[u8]) {
+    use floe::sources::filesystem::decode::{CsvOptions, csv_chunked, jsonl_chunked};
     let Some((&first, rest)) = data.split_first() else { return };
     let batch_size = 1 + usize::from(first % 7);
+    let chunk_bytes = 8 + usize::from(first % 61);
     let mut schema = None;
     let mut rows = 0usize;
     let mut emit = |b: arrow_array::RecordBatch| {
@@ -60,8 +64,10 @@ pub fn jsonl(data: &[u8]) {
         Ok(())
     };
     let (a, b) = split(rest);
-    let _ = floe::sources::filesystem::decode::jsonl(a, &mut schema, batch_size, "a.jsonl", &mut emit);
-    let _ = floe::sources::filesystem::decode::jsonl(b, &mut schema, batch_size, "b.jsonl", &mut emit);
+    let _ = jsonl_chunked(a, &mut schema, batch_size, chunk_bytes, 2, "a.jsonl", &mut emit);
+    let _ = jsonl_chunked(b, &mut schema, batch_size, chunk_bytes, 2, "b.jsonl", &mut emit);
+    let opts = CsvOptions { delimiter: b',', has_header: first % 2 == 0 };
+    let _ = csv_chunked(rest, opts, batch_size, chunk_bytes, 2, "c.csv", &mut emit);
 }
 
 /// The Link-header parser, and the next URL built from what it returns.

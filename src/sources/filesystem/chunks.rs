@@ -54,8 +54,8 @@ pub struct ChunkOutput {
 pub struct ChunkReader<R> {
     reader: R,
     target: usize,
-    /// CSV's quote character: a newline inside a quoted field does not end a line.
-    quote: Option<u8>,
+    /// CSV's quote and delimiter: a newline inside a quoted field does not end a line.
+    quote: Option<(u8, u8)>,
     carry: Vec<u8>,
     seq: u64,
     next_line: u64,
@@ -67,30 +67,17 @@ impl<R: Read> ChunkReader<R> {
         ChunkReader { reader, target: target.max(1), quote: None, carry: Vec::new(), seq: 0, next_line: 1, eof: false }
     }
 
-    /// Cut only at newlines outside `quote`d fields (CSV).
-    pub fn with_quote(mut self, quote: u8) -> Self {
-        self.quote = Some(quote);
+    /// Cut only at newlines outside quoted fields (CSV; see [`quoted_lines`]).
+    pub fn with_quote(mut self, quote: u8, delimiter: u8) -> Self {
+        self.quote = Some((quote, delimiter));
         self
     }
 
-    /// Where the chunk may end: after its last newline (outside quotes, for CSV). A chunk
-    /// always starts at a record boundary, so quotes are balanced there; an escaped quote
-    /// (`""`) counts twice and keeps the balance.
+    /// Where the chunk may end: after its last newline (outside quoted fields, for CSV).
     fn cut(&self, buf: &[u8]) -> Option<usize> {
         match self.quote {
             None => memchr::memrchr(b'\n', buf),
-            Some(q) => {
-                let mut inside = false;
-                let mut last = None;
-                for i in memchr::memchr2_iter(q, b'\n', buf) {
-                    if buf[i] == q {
-                        inside = !inside;
-                    } else if !inside {
-                        last = Some(i);
-                    }
-                }
-                last
-            }
+            Some((q, d)) => quoted_lines(buf, q, d).last_newline,
         }
     }
 
@@ -139,6 +126,44 @@ impl<R: Read> ChunkReader<R> {
         self.next_line += newlines as u64;
         Ok(Some(chunk))
     }
+}
+
+/// Where lines end in CSV text that starts at a record boundary.
+pub struct QuotedLines {
+    /// The last newline outside quotes.
+    pub last_newline: Option<usize>,
+    /// The text ends inside a quoted field (an unterminated quote, if it is the file's end).
+    pub open_quote: bool,
+}
+
+/// Scans `buf` for newlines outside quoted fields, the way csv-core reads them: a `quote`
+/// opens a quoted field only at the start of a field (after a `delimiter`, a newline or at
+/// the start of the text), anywhere else it is an ordinary character; inside a quoted field
+/// `""` is an escaped quote and a lone quote closes the field. `buf` starts at a record
+/// boundary.
+pub fn quoted_lines(buf: &[u8], quote: u8, delimiter: u8) -> QuotedLines {
+    let mut inside = false;
+    let mut last_newline = None;
+    let mut skip_to = 0;
+    for i in memchr::memchr2_iter(quote, b'\n', buf) {
+        if i < skip_to {
+            continue;
+        }
+        if buf[i] == b'\n' {
+            if !inside {
+                last_newline = Some(i);
+            }
+        } else if inside {
+            if buf.get(i + 1) == Some(&quote) {
+                skip_to = i + 2;
+            } else {
+                inside = false;
+            }
+        } else if i == 0 || matches!(buf[i - 1], b'\n' | b'\r') || buf[i - 1] == delimiter {
+            inside = true;
+        }
+    }
+    QuotedLines { last_newline, open_quote: inside }
 }
 
 /// How many decoding threads to use.
@@ -273,7 +298,7 @@ mod tests {
     fn csv_chunks_never_cut_inside_quotes() {
         let record = "b,\"say \"\"hi\"\"\nthere\"\n";
         let text = format!("a,\"x\ny\"\n{}c,z\n", record.repeat(5));
-        let mut r = ChunkReader::new(text.as_bytes(), 4).with_quote(b'"');
+        let mut r = ChunkReader::new(text.as_bytes(), 4).with_quote(b'"', b',');
         let mut got = Vec::new();
         while let Some(c) = r.next_chunk().expect("read") {
             got.push(String::from_utf8(c.bytes).expect("utf8"));
@@ -283,6 +308,17 @@ mod tests {
         for chunk in &got {
             assert_eq!(chunk.matches('"').count() % 2, 0, "cut inside quotes: {chunk:?}");
         }
+    }
+
+    #[test]
+    fn quotes_open_fields_only_at_their_start() {
+        // A 5" screen: a quote inside an unquoted field is an ordinary character.
+        let scan = quoted_lines(b"a,5\" screen\nb,\"x\ny\"\n", b'"', b',');
+        assert_eq!((scan.last_newline, scan.open_quote), (Some(19), false));
+        let scan = quoted_lines(b"a,\"x\"\"y\nz", b'"', b',');
+        assert_eq!((scan.last_newline, scan.open_quote), (None, true));
+        let scan = quoted_lines(b"a;\"x\ny\"\n", b'"', b';');
+        assert_eq!((scan.last_newline, scan.open_quote), (Some(7), false));
     }
 
     #[test]

@@ -71,7 +71,9 @@ pub fn jsonl(reader: impl Read + Send, schema: &mut Option<SchemaRef>, batch_siz
     jsonl_chunked(reader, schema, batch_size, CHUNK_BYTES, chunks::workers(), file, emit)
 }
 
-fn jsonl_chunked(
+/// [`jsonl`] with a chosen chunk size and number of workers (tests and fuzzing use tiny
+/// chunks so that chunk-to-chunk widening and reordering run on small inputs).
+pub fn jsonl_chunked(
     reader: impl Read + Send,
     schema: &mut Option<SchemaRef>,
     batch_size: usize,
@@ -408,7 +410,8 @@ pub fn csv(reader: impl Read + Send, opts: CsvOptions, batch_size: usize, file: 
     csv_chunked(reader, opts, batch_size, CHUNK_BYTES, chunks::workers(), file, emit)
 }
 
-fn csv_chunked(
+/// [`csv`] with a chosen chunk size and number of workers (tests and fuzzing).
+pub fn csv_chunked(
     reader: impl Read + Send,
     opts: CsvOptions,
     batch_size: usize,
@@ -431,9 +434,22 @@ fn csv_chunked(
         };
         // Only the first chunk starts with the header line.
         let opts = CsvOptions { has_header: opts.has_header && chunk.seq == 0, ..opts };
-        let data = without_blank_lines(&chunk.bytes);
-        let batch_size = chunk.batch_rows(batch_size);
         let mut out = ChunkOutput::default();
+        // Only the file's last chunk can end inside quotes (chunks are cut outside them): a
+        // malformed record, rejected rather than loaded as the rest of the file in one value.
+        let mut bytes = chunk.bytes.as_slice();
+        let scan = chunks::quoted_lines(bytes, b'"', opts.delimiter);
+        if scan.open_quote {
+            let end = scan.last_newline.map_or(0, |i| i + 1);
+            let line = chunk.first_line + memchr::memchr_iter(b'\n', &bytes[..end]).count() as u64;
+            out.decoded.reject(1, || format!("{file}:{line}: a quoted field is not closed before the end of the file"));
+            bytes = &bytes[..end];
+        }
+        let data = without_blank_lines(bytes);
+        if data.is_empty() {
+            return Ok(out);
+        }
+        let batch_size = chunk.batch_rows(batch_size);
         match decode_csv_chunk(&data, schema, opts, batch_size) {
             Ok(batches) => {
                 out.decoded.rows = batches.iter().map(|b| b.num_rows() as u64).sum();
@@ -447,7 +463,7 @@ fn csv_chunked(
         Ok(out)
     };
     // arrow-csv reads `"` as the quote character.
-    chunks::decode_ordered(ChunkReader::new(reader, chunk_bytes).with_quote(b'"'), workers, file, first, decode, emit)
+    chunks::decode_ordered(ChunkReader::new(reader, chunk_bytes).with_quote(b'"', opts.delimiter), workers, file, first, decode, emit)
 }
 
 /// The chunk without its blank lines (which CSV would read as one-field records); borrowed
@@ -481,10 +497,16 @@ fn decode_csv_chunk(data: &[u8], schema: &SchemaRef, opts: CsvOptions, batch_siz
         arrow_csv::ReaderBuilder::new(schema.clone()).with_header(opts.has_header).with_delimiter(opts.delimiter).with_batch_size(batch_size).build_decoder();
     let mut batches = Vec::new();
     let mut rest = data;
+    // Flush only a full batch, never between two calls that split a record: arrow-csv 58
+    // accepts a flush in the middle of a record's first field and then reads its field
+    // offsets past its buffer (an out-of-bounds read in a release build; found by the fuzz
+    // smoke on `a\nb\nc` without a final newline).
     loop {
         let used = decoder.decode(rest)?;
         rest = &rest[used..];
-        if let Some(b) = decoder.flush()? {
+        if decoder.capacity() == 0
+            && let Some(b) = decoder.flush()?
+        {
             batches.push(b);
         }
         if rest.is_empty() || used == 0 {
@@ -600,6 +622,26 @@ mod tests {
         assert_eq!(d.rejected, 1);
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
         assert_eq!(batches[0].schema().field(2).data_type(), &DataType::Float64);
+    }
+
+    #[test]
+    fn csv_rejects_an_unterminated_quote_at_the_end() {
+        let text = "id,name\n1,a\n2,\"b\n3";
+        let (batches, d) = collect(|e| csv_chunked(text.as_bytes(), CsvOptions { delimiter: b',', has_header: true }, 8, 1 << 20, 2, "x.csv", e));
+        assert_eq!((d.rows, d.rejected), (1, 1), "{:?}", d.samples);
+        assert!(d.samples[0].starts_with("x.csv:3:"), "{:?}", d.samples);
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn csv_last_record_without_newline_in_small_batches() {
+        // Found by the fuzz smoke: flushing mid-record made arrow-csv read past its buffer.
+        for text in ["a\nb\nc", "a\nb\"\nc", "h\n1\n2\n3\n4\n5"] {
+            let (batches, d) = collect(|e| csv_chunked(text.as_bytes(), CsvOptions { delimiter: b',', has_header: true }, 3, 1 << 20, 1, "x.csv", e));
+            let expected = text.lines().count() as u64 - 1;
+            assert_eq!(d.rows, expected, "{text:?}");
+            assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64, expected);
+        }
     }
 
     #[test]

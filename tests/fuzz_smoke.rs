@@ -1,10 +1,14 @@
-//! A stable-toolchain smoke run of every fuzz target: the corpus, then seeded mutations of it
-//! (bit flips, byte insertions and deletions, splices, truncations) for a fixed number of
-//! iterations. `cargo test --manifest-path fuzz/Cargo.toml` (~30 s in a debug build); the
-//! real fuzzing is `cargo +nightly fuzz run <target>`. `FLOE_FUZZ_SMOKE_ITERS` changes the
-//! count, `FLOE_FUZZ_SEED` the seed.
+//! The fuzz smoke run of CI: every fuzz target (`fuzz/src/lib.rs`, the same bodies the
+//! libFuzzer binaries in `fuzz/fuzz_targets/` run) on its corpus, then on seeded mutations of
+//! it (bit flips, byte insertions and deletions, splices, truncations), on the stable
+//! toolchain, as part of `cargo test`. The long coverage-guided runs are
+//! `cargo +nightly fuzz run <target>` (see fuzz/README.md). `FLOE_FUZZ_SMOKE_ITERS` sets the
+//! number of mutated inputs per target (default 5,000), `FLOE_FUZZ_SEED` the seed.
 
 use std::path::Path;
+
+#[path = "../fuzz/src/lib.rs"]
+mod floe_fuzz;
 
 struct Rng(u64);
 
@@ -22,8 +26,35 @@ impl Rng {
 }
 
 const INTERESTING: &[&[u8]] = &[
-    b"\0", b"\n", b"\"", b"'", b":", b"- ", b"{", b"}", b"[", b"]", b"${secrets.", b"<", b">", b";", b",", b"rel=", b"&a", b"*a", b"!!binary ",
-    b"\xff", b"\xc3\xa9", b"9223372036854775808", b"-1", b"1e999", b"null", b"true", b"\"2024-01-01T00:00:00Z\"", b"version", b"1.0.0",
+    b"\0",
+    b"\n",
+    b"\"",
+    b"'",
+    b":",
+    b"- ",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"${secrets.",
+    b"<",
+    b">",
+    b";",
+    b",",
+    b"rel=",
+    b"&a",
+    b"*a",
+    b"!!binary ",
+    b"\xff",
+    b"\xc3\xa9",
+    b"9223372036854775808",
+    b"-1",
+    b"1e999",
+    b"null",
+    b"true",
+    b"\"2024-01-01T00:00:00Z\"",
+    b"version",
+    b"1.0.0",
 ];
 
 fn mutate(rng: &mut Rng, corpus: &[Vec<u8>], input: &mut Vec<u8>) {
@@ -62,20 +93,24 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>], input: &mut Vec<u8>) {
 }
 
 fn smoke(target: &str, f: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join("corpus").join(target);
     let mut corpus: Vec<Vec<u8>> = std::fs::read_dir(&dir).map(|d| d.flatten().filter_map(|e| std::fs::read(e.path()).ok()).collect()).unwrap_or_default();
     corpus.sort();
     assert!(!corpus.is_empty(), "no corpus in {}", dir.display());
     for input in &corpus {
         f(input);
     }
-    let iters: usize = std::env::var("FLOE_FUZZ_SMOKE_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let iters: usize = std::env::var("FLOE_FUZZ_SMOKE_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     let seed: u64 = std::env::var("FLOE_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed_f10e);
     let mut rng = Rng(seed | 1);
     let started = std::time::Instant::now();
+    let current = std::env::temp_dir().join(format!("floe-fuzz-{target}-current"));
     for n in 0..iters {
         let mut input = corpus[rng.below(corpus.len())].clone();
         mutate(&mut rng, &corpus, &mut input);
+        // An abort (a panic that cannot unwind, e.g. a failed unsafe precondition in a
+        // dependency) cannot be caught: the input it ran on is left here.
+        let _ = std::fs::write(&current, &input);
         let result = std::panic::catch_unwind(|| f(&input));
         if result.is_err() {
             let path = std::env::temp_dir().join(format!("floe-fuzz-{target}-crash-{n}"));
@@ -83,6 +118,7 @@ fn smoke(target: &str, f: fn(&[u8])) {
             panic!("{target}: input {n} panicked (saved to {}; seed {seed})", path.display());
         }
     }
+    let _ = std::fs::remove_file(&current);
     eprintln!("[fuzz smoke] {target}: {} corpus + {iters} mutated inputs in {:?}", corpus.len(), started.elapsed());
 }
 
