@@ -1,6 +1,6 @@
 //! JSON records → Arrow record batches, with the destination's schema rules.
 //!
-//! Records are held until a batch is full (`batch_size` records, or ~32 MB of response
+//! Records are held until a batch is full (`batch_size` records, or 4 MiB of response
 //! bodies), then the batch's types are inferred and merged into the schema of earlier
 //! batches:
 //! - objects become structs, arrays lists, integers `Int64`, other numbers `Float64`,
@@ -22,8 +22,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{code, IngestionError};
 
-/// Bodies held before a batch is sent regardless of its row count (bounds memory).
-const MAX_PENDING_BYTES: usize = 32 << 20;
+/// Bodies held before a batch is sent regardless of its row count (bounds memory: parsed
+/// JSON values take several times their text, so 4 MiB of bodies is some 30 MB held).
+const MAX_PENDING_BYTES: usize = 4 << 20;
 /// Rejection reasons kept for the report.
 const MAX_SAMPLES: usize = 5;
 
