@@ -16,7 +16,7 @@ use super::commit::{self, Plan};
 use super::error::{DestinationError, ErrorContext, FailureKind};
 use super::merge::{self, KeyIndex, row_keys};
 use super::schema::{Reasons, conform, missing_fields, new_table_schema, with_load_id};
-use super::writer::{FileTracker, ParquetSink, WrittenFile, delete_files};
+use super::writer::{FileTracker, SinkPool, WrittenFile, delete_files};
 use super::{LoadOutcome, LoadRequest, WriteDisposition, state};
 
 /// The table a load writes to, once its first batch arrived.
@@ -26,7 +26,7 @@ struct OpenTable {
     created: bool,
     /// `base` plus the columns this load added so far: the schema the files are written with.
     predicted: Table,
-    sink: Option<ParquetSink>,
+    sink: Option<SinkPool>,
     files: Vec<WrittenFile>,
     keys: Option<KeyIndex>,
 }
@@ -112,7 +112,9 @@ impl Session {
             Some(sink) => sink,
             None => {
                 let schema = open.predicted.metadata().current_schema().clone();
-                let sink = ParquetSink::new(&open.base, schema, &self.tracker).await.map_err(|e| self.ctx.io("write data file", &e))?;
+                // Merge keeps one writer: its deduplication needs the rows in load order.
+                let writers = if open.keys.is_some() { 1 } else { std::thread::available_parallelism().map_or(1, std::num::NonZero::get) };
+                let sink = SinkPool::new(&open.base, schema, &self.tracker, writers).map_err(|e| self.ctx.io("write data file", &e))?;
                 open.sink.insert(sink)
             }
         };
@@ -166,6 +168,10 @@ impl Session {
     /// Deletes every data file this load wrote (best effort). Used when the load fails before
     /// its commit, and after a failed commit whose outcome is known.
     pub(crate) async fn abort(&mut self) {
+        // Writers still running would finish their files after the deletion: stop them first.
+        if let Some(sink) = self.open.as_mut().and_then(|open| open.sink.take()) {
+            let _ = sink.close().await;
+        }
         let paths = self.tracker.take();
         if paths.is_empty() {
             return;

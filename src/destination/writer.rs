@@ -27,10 +27,11 @@ use super::schema::conform;
 /// Rows per row group at most; large groups read fast, the byte cap below bounds memory.
 const ROW_GROUP_ROWS: usize = 1024 * 1024;
 /// Encoded bytes buffered per row group at most: the writer's memory bound. A finished row
-/// group is handed to storage as one buffer that grew by doubling, so the writer's peak is
-/// two to four times this. 16 MiB groups (about 400k rows of a wide event record) still read
-/// fast; measured on 1M and 10M JSON lines, larger groups only raised peak memory.
-const ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
+/// group is handed to storage as one buffer that grew by doubling, so each writer's peak is
+/// two to four times this, and a large load has one writer per core. 8 MiB groups (about
+/// 200k rows of a wide event record) still read fast; measured on 1M and 10M JSON lines,
+/// larger groups only raised peak memory.
+const ROW_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
 /// Paths of every data file a load opened, committed or not, so that a failed load can delete them.
 #[derive(Clone, Debug, Default)]
@@ -118,6 +119,94 @@ impl ParquetSink {
     pub(crate) async fn close(mut self) -> iceberg::Result<Vec<WrittenFile>> {
         let files = self.inner.close().await?;
         Ok(files.into_iter().map(|data_file| WrittenFile { data_file, schema: self.schema.clone() }).collect())
+    }
+}
+
+/// Rows a load writes to its first file before it spreads over more writers: a small load
+/// stays one file, a large one is encoded on every core.
+const SPREAD_AFTER_ROWS: usize = 64 * 1024;
+
+type WriterTask = tokio::task::JoinHandle<iceberg::Result<Vec<WrittenFile>>>;
+
+/// A load's Parquet writers: up to `max` [`ParquetSink`]s, each on its own task (so Parquet
+/// encoding and compression run on every core), fed round-robin. Writer `k + 1` starts once
+/// `k × 64k` rows were written. With `max` 1 (merge, whose "last row of a key wins" needs the
+/// rows in load order) every batch goes to one file in order.
+pub(crate) struct SinkPool {
+    table: Table,
+    schema: SchemaRef,
+    arrow: ArrowSchemaRef,
+    tracker: FileTracker,
+    max: usize,
+    writers: Vec<(tokio::sync::mpsc::Sender<RecordBatch>, WriterTask)>,
+    rows: usize,
+    next: usize,
+}
+
+impl SinkPool {
+    pub(crate) fn new(table: &Table, schema: SchemaRef, tracker: &FileTracker, max: usize) -> iceberg::Result<Self> {
+        let arrow = Arc::new(schema_to_arrow_schema(&schema)?);
+        Ok(SinkPool { table: table.clone(), schema, arrow, tracker: tracker.clone(), max: max.max(1), writers: Vec::new(), rows: 0, next: 0 })
+    }
+
+    /// The schema batches must have (see [`ParquetSink::arrow_schema`]).
+    pub(crate) fn arrow_schema(&self) -> &ArrowSchemaRef {
+        &self.arrow
+    }
+
+    fn spawn_writer(&mut self) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let (table, schema, tracker) = (self.table.clone(), self.schema.clone(), self.tracker.clone());
+        let task = tokio::spawn(async move {
+            let mut sink = ParquetSink::new(&table, schema, &tracker).await?;
+            while let Some(batch) = rx.recv().await {
+                sink.write(batch).await?;
+            }
+            sink.close().await
+        });
+        self.writers.push((tx, task));
+    }
+
+    pub(crate) async fn write(&mut self, batch: RecordBatch) -> iceberg::Result<()> {
+        if self.writers.is_empty() || (self.writers.len() < self.max && self.rows >= SPREAD_AFTER_ROWS * self.writers.len()) {
+            self.spawn_writer();
+        }
+        self.rows += batch.num_rows();
+        let i = self.next % self.writers.len();
+        self.next = self.next.wrapping_add(1);
+        if self.writers[i].0.send(batch).await.is_ok() {
+            return Ok(());
+        }
+        // The writer stopped: its task holds the reason.
+        let (_, task) = self.writers.swap_remove(i);
+        Err(match task.await {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => iceberg::Error::new(iceberg::ErrorKind::Unexpected, "a Parquet writer stopped early"),
+            Err(e) => iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("a Parquet writer failed: {e}")),
+        })
+    }
+
+    /// Finishes every file; the first error wins (the files of the others are tracked, so a
+    /// failed load still deletes them).
+    pub(crate) async fn close(self) -> iceberg::Result<Vec<WrittenFile>> {
+        let mut files = Vec::new();
+        let mut first_error = None;
+        for (tx, task) in self.writers {
+            drop(tx);
+            match task.await {
+                Ok(Ok(written)) => files.extend(written),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("a Parquet writer failed: {e}")));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(files),
+        }
     }
 }
 

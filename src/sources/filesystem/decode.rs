@@ -90,7 +90,7 @@ pub fn jsonl_chunked(
         }
         Ok(())
     };
-    let decode = |chunk: Chunk| jsonl_chunk(&chunk, &shared, batch_size, file);
+    let decode = |chunk: &Chunk| jsonl_chunk(chunk, &shared, batch_size, file);
     let result = chunks::decode_ordered(ChunkReader::new(reader, chunk_bytes), workers, file, first, decode, emit);
     *schema = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
     result
@@ -428,7 +428,7 @@ pub fn csv_chunked(
         let _ = schema.set(Arc::new(Schema::new(s.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>())));
         Ok(())
     };
-    let decode = |chunk: Chunk| {
+    let decode = |chunk: &Chunk| {
         let Some(schema) = schema.get() else {
             return Err(DecodeError::Corrupt(format!("{file}: no schema inferred")));
         };
@@ -438,9 +438,8 @@ pub fn csv_chunked(
         // Only the file's last chunk can end inside quotes (chunks are cut outside them): a
         // malformed record, rejected rather than loaded as the rest of the file in one value.
         let mut bytes = chunk.bytes.as_slice();
-        let scan = chunks::quoted_lines(bytes, b'"', opts.delimiter);
-        if scan.open_quote {
-            let end = scan.last_newline.map_or(0, |i| i + 1);
+        if chunk.open_quote {
+            let end = chunks::quoted_lines(bytes, b'"', opts.delimiter).last_newline.map_or(0, |i| i + 1);
             let line = chunk.first_line + memchr::memchr_iter(b'\n', &bytes[..end]).count() as u64;
             out.decoded.reject(1, || format!("{file}:{line}: a quoted field is not closed before the end of the file"));
             bytes = &bytes[..end];
