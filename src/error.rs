@@ -105,6 +105,8 @@ pub mod code {
     pub const DESTINATION_ERROR: &str = "DESTINATION_ERROR";
     pub const COMMIT_CONFLICT: &str = "COMMIT_CONFLICT";
     pub const INTERRUPTED: &str = "INTERRUPTED";
+    /// An https server whose certificate does not verify (self-signed, expired, wrong host).
+    pub const TLS_CERTIFICATE: &str = "TLS_CERTIFICATE";
 }
 
 /// A structured ingestion failure (ADR-0020 `IngestionError`).

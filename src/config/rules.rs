@@ -94,7 +94,12 @@ pub fn check_manifest(m: &Manifest, raw: &Value, d: &mut FileDiagnostics<'_>) {
                 None => {
                     d.key_error(p, "a rest catalog needs `uri`").hint("add `uri: http://host:8181` under plugins.catalog.config");
                 }
-                Some(uri) => http_url(uri, &join(p, "uri"), d),
+                Some(uri) => {
+                    http_url(uri, &join(p, "uri"), d);
+                    if catalog.config.credential_secret_ref.is_some() || catalog.config.token_secret_ref.is_some() {
+                        credentials_over_http(uri, "the catalog's credentials", &join(p, "uri"), d);
+                    }
+                }
             }
             if catalog.config.warehouse.is_none() {
                 d.key_error(p, "a rest catalog needs `warehouse`").hint("add `warehouse: <warehouse name>` under plugins.catalog.config");
@@ -112,6 +117,11 @@ pub fn check_manifest(m: &Manifest, raw: &Value, d: &mut FileDiagnostics<'_>) {
         secret_ref(storage.connection_secret_ref.as_deref(), "plugins.storage.connection_secret_ref", d);
         if let Some(endpoint) = storage.config.endpoint.as_deref() {
             http_url(endpoint, "plugins.storage.config.endpoint", d);
+            if storage.connection_secret_ref.is_some() {
+                // S3 signs requests rather than sending the secret key, but the access key id
+                // and every object travel in the clear.
+                credentials_over_http(endpoint, "S3 requests (access key id and data)", "plugins.storage.config.endpoint", d);
+            }
         }
     }
     if let Some(obs) = &m.observability {
@@ -120,7 +130,12 @@ pub fn check_manifest(m: &Manifest, raw: &Value, d: &mut FileDiagnostics<'_>) {
             secret_ref(lineage.api_key_secret_ref.as_deref(), &join(p, "api_key_secret_ref"), d);
             match lineage.transport {
                 LineageTransport::Http => match lineage.endpoint.as_deref() {
-                    Some(e) => http_url(e, &join(p, "endpoint"), d),
+                    Some(e) => {
+                        http_url(e, &join(p, "endpoint"), d);
+                        if lineage.api_key_secret_ref.is_some() {
+                            credentials_over_http(e, "the lineage API key", &join(p, "endpoint"), d);
+                        }
+                    }
                     None => {
                         d.key_error(p, "lineage transport `http` needs `endpoint`").hint("add `endpoint: http://host:5000`");
                     }
@@ -141,6 +156,7 @@ pub fn check_manifest(m: &Manifest, raw: &Value, d: &mut FileDiagnostics<'_>) {
 
 fn airbyte_config(cfg: &AirbyteConfig, plugin: &IngestionPlugin, p: &str, d: &mut FileDiagnostics<'_>) {
     http_url(&cfg.workspace_url, &join(p, "workspace_url"), d);
+    credentials_over_http(&cfg.workspace_url, "Airbyte API credentials", &join(p, "workspace_url"), d);
     secret_ref(cfg.connection_secret_ref.as_deref(), &join(p, "connection_secret_ref"), d);
     if cfg.connection_secret_ref.is_none() && plugin.connection_secret_ref.is_none() {
         d.key_error(p, "the airbyte plugin needs a secret with its API credentials")
@@ -340,6 +356,26 @@ pub fn secret_ref(reference: Option<&str>, p: &str, d: &mut FileDiagnostics<'_>)
 fn http_url(url: &str, p: &str, d: &mut FileDiagnostics<'_>) {
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "http://".len() {
         d.error(p, format!("\"{url}\" is not an http(s) URL")).expected("http://host[:port] or https://host[:port]");
+    }
+}
+
+/// Warn when credentials would travel over plain http to a host that is not this machine.
+/// A warning, not an error: a cluster-internal endpoint (`http://airbyte-server:8001`) can be
+/// a deliberate choice, but it should be one.
+pub fn credentials_over_http(url: &str, what: &str, p: &str, d: &mut FileDiagnostics<'_>) {
+    let Ok(parsed) = reqwest12::Url::parse(url) else { return };
+    if parsed.scheme() != "http" {
+        return;
+    }
+    let host = parsed.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost") || bare.to_ascii_lowercase().ends_with(".localhost"),
+    };
+    if !loopback {
+        d.warning(p, format!("{what} would be sent over plain http to {host}: anyone on the network path can read them"))
+            .hint(format!("use https://{host}{}", parsed.path().trim_end_matches('/')));
     }
 }
 

@@ -176,9 +176,18 @@ fn s3_props(s3: Option<&S3Config>) -> HashMap<String, String> {
 }
 
 /// `ns.table` (or `a.b.table`) as an identifier: the last part is the table.
+///
+/// Each part must be an identifier (a letter or `_`, then letters, digits or `_`). The
+/// compiler already demands that of a spec, but an artifact can be edited by hand, and a
+/// part becomes a folder of the table's location and a value in catalog requests: a `/`, a
+/// `%` or a control character there must never reach a path or a URL.
 pub(crate) fn parse_table_name(name: &str) -> Result<TableIdent, DestinationError> {
     let parts: Vec<&str> = name.split('.').collect();
-    if parts.len() < 2 || parts.iter().any(|p| p.trim().is_empty() || p.trim() != *p) {
+    let ident = |p: &str| {
+        let mut chars = p.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if parts.len() < 2 || !parts.iter().all(|p| ident(p)) {
         return Err(DestinationError::InvalidTable(name.to_string()));
     }
     TableIdent::from_strs(parts).map_err(|_| DestinationError::InvalidTable(name.to_string()))
@@ -296,7 +305,7 @@ mod tests {
     fn table_names() {
         assert!(parse_table_name("ns.t").is_ok());
         assert_eq!(parse_table_name("a.b.t").map(|i| i.namespace().as_ref().len()).ok(), Some(2));
-        for bad in ["t", "ns.", ".t", "ns..t", "ns. t"] {
+        for bad in ["t", "ns.", ".t", "ns..t", "ns. t", "/tmp/evil.t", "ns.a/b", "ns.%2e%2e", "ns.t\n", "1ns.t", "ns.t-x"] {
             assert!(matches!(parse_table_name(bad), Err(DestinationError::InvalidTable(_))), "{bad}");
         }
     }

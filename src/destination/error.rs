@@ -49,7 +49,7 @@ pub enum DestinationError {
     #[error("invalid destination configuration: {0}")]
     Config(String),
     /// The table name is not `namespace.table`.
-    #[error("invalid table name `{0}`: expected `namespace.table`")]
+    #[error("invalid table name {0:?}: expected `namespace.table`, each part a letter or `_` followed by letters, digits or `_`")]
     InvalidTable(String),
     /// The catalog refused or failed an operation.
     #[error("catalog {kind} during {operation} of `{table}`: {message}")]

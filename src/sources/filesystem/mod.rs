@@ -39,6 +39,14 @@ fn check_config(v: &Value, p: &str, d: &mut FileDiagnostics<'_>) -> bool {
             return false;
         }
     }
+    if let Some(glob) = v.get("file_glob").and_then(Value::as_str) {
+        if let Some(why) = store::glob_outside(glob) {
+            d.error(&format!("{p}.file_glob"), format!("file_glob \"{glob}\" reaches outside bucket_url: {why}"))
+                .expected("a pattern relative to bucket_url, such as `*.csv` or `2024/**/*.jsonl`")
+                .hint("to read another folder, point bucket_url at it");
+            return false;
+        }
+    }
     true
 }
 
@@ -115,8 +123,8 @@ impl Source for Filesystem {
                     FileFormat::Jsonl => store.reader(&path, &h).map_err(|e| DecodeError::Corrupt(format!("{path}: {e}"))).and_then(|r| decode::jsonl(r, &mut schema, batch_size, &path, &mut emit)),
                     FileFormat::Csv => store.reader(&path, &h).map_err(|e| DecodeError::Corrupt(format!("{path}: {e}"))).and_then(|r| decode::csv(r, opts, batch_size, &path, &mut emit)),
                     FileFormat::Parquet => {
-                        let input = match store.local_path(&path) {
-                            Some(p) => std::fs::File::open(p).map(ParquetInput::File),
+                        let input = match store.local_file(&path) {
+                            Some(f) => f.map(ParquetInput::File),
                             None => store.read_all(&path, &h).map(ParquetInput::Bytes),
                         };
                         input.map_err(|e| DecodeError::Corrupt(format!("{path}: {e}"))).and_then(|i| decode::parquet(i, batch_size, &path, &mut emit))

@@ -62,6 +62,13 @@ impl Store {
 
     /// Every file matching `glob`, sorted by modification time then name.
     pub async fn list(&self, glob: &str) -> Result<Vec<FileInfo>, IngestionError> {
+        if let Some(why) = glob_outside(glob) {
+            return Err(IngestionError::configuration(
+                code::INVALID_CONFIG,
+                SOURCE,
+                format!("file_glob \"{glob}\" reaches outside bucket_url ({why}); to read another folder, point bucket_url at it"),
+            ));
+        }
         let matcher = Glob::new(glob)
             .map_err(|e| IngestionError::configuration(code::INVALID_CONFIG, SOURCE, format!("file_glob \"{glob}\" is not a valid glob: {e}")))?
             .compile_matcher();
@@ -81,7 +88,7 @@ impl Store {
     /// A blocking reader over one file. Call from a blocking thread.
     pub fn reader(&self, path: &str, handle: &tokio::runtime::Handle) -> Result<Box<dyn Read + Send>, std::io::Error> {
         match self {
-            Store::Local(root) => Ok(Box::new(std::fs::File::open(root.join(path))?)),
+            Store::Local(root) => Ok(Box::new(open_inside(root, path)?)),
             Store::S3 { op, .. } => {
                 let stream = handle
                     .block_on(async { op.reader(path).await?.into_bytes_stream(..).await })
@@ -95,18 +102,48 @@ impl Store {
     /// The whole file (Parquet needs random access). Call from a blocking thread.
     pub fn read_all(&self, path: &str, handle: &tokio::runtime::Handle) -> Result<bytes::Bytes, std::io::Error> {
         match self {
-            Store::Local(root) => std::fs::read(root.join(path)).map(bytes::Bytes::from),
+            Store::Local(root) => {
+                let mut bytes = Vec::new();
+                open_inside(root, path)?.read_to_end(&mut bytes)?;
+                Ok(bytes::Bytes::from(bytes))
+            }
             Store::S3 { op, .. } => handle.block_on(op.read(path)).map(|b| b.to_bytes()).map_err(std::io::Error::other),
         }
     }
 
-    /// The local path of a file, when the store is local (Parquet reads it in place).
-    pub fn local_path(&self, path: &str) -> Option<PathBuf> {
+    /// The opened file, when the store is local (Parquet reads it in place).
+    pub fn local_file(&self, path: &str) -> Option<std::io::Result<std::fs::File>> {
         match self {
-            Store::Local(root) => Some(root.join(path)),
+            Store::Local(root) => Some(open_inside(root, path)),
             Store::S3 { .. } => None,
         }
     }
+}
+
+/// Why `glob` would reach outside `bucket_url`, if it would: an absolute pattern or a `..`
+/// component. Globs are only matched against paths found under `bucket_url`, so such a glob
+/// could never select a file outside it; it is refused so that the mistake is named rather
+/// than loading nothing.
+pub fn glob_outside(glob: &str) -> Option<&'static str> {
+    if glob.starts_with('/') {
+        Some("it is an absolute path")
+    } else if glob.split('/').any(|part| part == "..") {
+        Some("it has a `..` component")
+    } else {
+        None
+    }
+}
+
+/// Open `root/path`, refusing a file that resolves (through links) outside `root`. Listing
+/// already skips such links; checking again at open time closes the window in which a file
+/// could be swapped for a link between listing and reading.
+fn open_inside(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
+    let full = root.join(path);
+    let target = std::fs::canonicalize(&full)?;
+    if !target.starts_with(std::fs::canonicalize(root)?) {
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("{path} resolves to a file outside bucket_url; not read")));
+    }
+    std::fs::File::open(target)
 }
 
 fn list_local(root: &Path, matcher: &GlobMatcher) -> Result<Vec<FileInfo>, IngestionError> {
@@ -116,13 +153,16 @@ fn list_local(root: &Path, matcher: &GlobMatcher) -> Result<Vec<FileInfo>, Inges
     if !meta.is_dir() {
         return Err(IngestionError::permanent(code::SOURCE_NOT_FOUND, SOURCE, format!("{} is not a folder", root.display())));
     }
+    let canonical_root = std::fs::canonicalize(root)
+        .map_err(|e| IngestionError::permanent(code::SOURCE_NOT_FOUND, SOURCE, format!("folder {} cannot be read: {e}", root.display())))?;
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = std::fs::read_dir(&dir).map_err(|e| IngestionError::permanent(code::SOURCE_ERROR, SOURCE, format!("cannot list {}: {e}", dir.display())))?;
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
+            // The entry itself, not what a link points to (`DirEntry::metadata` does not follow).
+            let Ok(mut meta) = entry.metadata() else { continue };
             if meta.is_dir() {
                 stack.push(path);
                 continue;
@@ -131,6 +171,21 @@ fn list_local(root: &Path, matcher: &GlobMatcher) -> Result<Vec<FileInfo>, Inges
             let rel = rel.to_string_lossy().replace('\\', "/");
             if !matcher.is_match(&rel) {
                 continue;
+            }
+            if meta.file_type().is_symlink() {
+                // A link is read only when it resolves inside bucket_url: a glob must not be
+                // a way out of the folder the configuration names. Links to folders are not
+                // followed (their targets inside bucket_url are listed anyway; no cycles).
+                match std::fs::canonicalize(&path) {
+                    Ok(target) if target.starts_with(&canonical_root) => match std::fs::metadata(&target) {
+                        Ok(m) if m.is_file() => meta = m,
+                        _ => continue,
+                    },
+                    _ => {
+                        tracing::warn!("filesystem: {rel} is a link that resolves outside bucket_url {}; skipped", root.display());
+                        continue;
+                    }
+                }
             }
             let mtime_ms = meta
                 .modified()

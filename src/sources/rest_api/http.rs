@@ -211,7 +211,10 @@ impl Http {
         let shown = format!("{what}: {} {}", req.method, self.show(&req.url));
         let response = match rb.send().await {
             Ok(r) => r,
-            Err(e) => return Ok(Attempt::Retry(self.transport_error(&e, &shown), None)),
+            Err(e) => {
+                let err = self.transport_error(&e, &shown);
+                return Ok(if err.retryable { Attempt::Retry(err, None) } else { Attempt::Fail(err) });
+            }
         };
         let status = response.status();
         let headers = response.headers().clone();
@@ -229,12 +232,24 @@ impl Http {
         // reqwest puts the URL (with an API key in the query) in its message: drop it, keep
         // the cause chain.
         let mut cause = String::new();
+        let mut certificate = false;
         let mut src = std::error::Error::source(e);
         while let Some(s) = src {
             cause = s.to_string();
+            certificate |= cause.contains("certificate");
             src = s.source();
         }
-        if e.is_timeout() {
+        if e.is_connect() && certificate {
+            // rustls refused the server's certificate: no request was sent (so no credential
+            // left floe), and retrying cannot help.
+            IngestionError::permanent(
+                code::TLS_CERTIFICATE,
+                self.source,
+                self.redact(&format!(
+                    "{shown}: the server's https certificate is not trusted ({cause}); floe verifies certificates against the Mozilla root store and has no switch to turn that off: give the server a certificate from a public CA"
+                )),
+            )
+        } else if e.is_timeout() {
             let secs = self.policy.timeout.as_secs_f64();
             IngestionError::transient(code::TIMEOUT, self.source, self.redact(&format!("{shown}: no response within {secs}s (client.timeout_seconds)")))
         } else if e.is_connect() {

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use self::config::RestApiConfig;
+use self::config::{AuthConfig, RestApiConfig};
 use self::decode::Decoder;
 use self::http::{Http, Policy};
 use self::paginate::Series;
@@ -90,6 +90,12 @@ fn check_config(v: &Value, p: &str, d: &mut FileDiagnostics<'_>) -> bool {
     }
     // What the schema cannot say: paginator parameters, selectors, parent references.
     let Ok(config) = serde_json::from_value::<RestApiConfig>(v.clone()) else { return true };
+    if let Some(auth) = &config.client.auth {
+        crate::config::rules::credentials_over_http(&config.client.base_url, "credentials (client.auth)", &format!("{p}.client.base_url"), d);
+        if let AuthConfig::Oauth2ClientCredentials { access_token_url, .. } = auth {
+            crate::config::rules::credentials_over_http(access_token_url, "the OAuth2 client secret", &format!("{p}.client.auth.access_token_url"), d);
+        }
+    }
     let mut ok = true;
     for r in &config.resources {
         if let Err(m) = plan::chain(&config, Some(r.name())) {
