@@ -9,7 +9,6 @@ use floe::commands;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -33,20 +32,24 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Large buffers (file chunks, Arrow columns, Parquet row groups) are allocated on decoding
-/// threads and freed on the writer's. glibc starts by mapping such buffers and returning them
-/// to the kernel when freed, but after the first frees it raises that threshold (up to 32 MiB)
-/// and serves them from per-thread arenas, which fragment: peak memory then grows with the
-/// input (measured: 1M JSON lines 181 MB, 10M 242 MB). A fixed 1 MiB threshold keeps it flat
-/// (136 MB and 152 MB) at the same speed. Other allocators (musl, macOS) are left alone.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called first thing in main, before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
+/// jemalloc rather than the system allocator. Large buffers (file chunks, Arrow columns,
+/// Parquet row groups) are allocated on decoding threads and freed on writer threads. glibc
+/// either serves them from per-thread arenas that fragment (peak memory grows with the input:
+/// 1M JSON lines 181 MB, 10M 242 MB) or, with a fixed mmap threshold, maps and faults in
+/// every one afresh (flat memory, but a fifth of a CSV load's CPU in page faults). jemalloc
+/// reuses them and stays flat: CSV loads 25% faster, 10M lines within 1.1x of 1M. uv and ruff
+/// make the same choice.
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read when it starts: freed pages go back to the kernel after a
+/// second (the default 10 s holds on to the buffers of chunks long decoded), and without
+/// the "muzzy" stage in between. `_RJEM_MALLOC_CONF` in the environment overrides them.
+#[cfg(all(unix, not(target_env = "musl")))]
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
