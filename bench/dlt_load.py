@@ -4,7 +4,8 @@
     dlt_load.py CASE VARIANT --input PATH_OR_URL --out DIR --work DIR
 
 CASE: jsonl | csv | parquet | postgres | rest. VARIANT: default (what dlt's docs show first)
-or fastest (the Arrow path dlt recommends for speed: pyarrow readers, connectorx). The table is
+or fastest (the Arrow path dlt recommends for speed: pyarrow readers, connectorx); postgres also
+pyarrow (sql_table's `pyarrow` backend). The table is
 <out>/bench/events. Prints the extract/normalize/load seconds on stderr, to tell where dlt's time goes.
 """
 
@@ -72,7 +73,7 @@ def file_source(case: str, variant: str, path: str):
 def postgres_source(variant: str, url: str):
     from dlt.sources.sql_database import sql_table
 
-    backend = "sqlalchemy" if variant == "default" else "connectorx"
+    backend = {"default": "sqlalchemy", "fastest": "connectorx", "pyarrow": "pyarrow"}[variant]
     return sql_table(credentials=url, table=TABLE, backend=backend)
 
 
@@ -96,7 +97,7 @@ def rest_source(base_url: str):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("case", choices=["jsonl", "csv", "parquet", "postgres", "rest"])
-    ap.add_argument("variant", choices=["default", "fastest"])
+    ap.add_argument("variant", choices=["default", "fastest", "pyarrow"])
     ap.add_argument("--input", required=True, help="file, postgresql:// URL or REST base URL")
     ap.add_argument("--out", required=True, help="destination folder (bucket_url)")
     ap.add_argument("--work", required=True, help="dlt's pipelines folder (state, load packages)")

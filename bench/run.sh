@@ -181,9 +181,11 @@ start_postgres() {
 			drop table if exists events;
 			create table events (id bigint primary key, ts timestamptz, "user" text, amount float8, payload jsonb);
 			\copy events from '$(data_file csv "$ROWS")' with (format csv, header true)
-			analyze events;
 		SQL
 	fi
+	# Set hint bits and the visibility map now: otherwise the first tool to scan the freshly
+	# loaded table pays for writing them (measured: floe 5.3 s instead of 2.8 s).
+	"$PG_BIN/psql" "$PG_URL" -v ON_ERROR_STOP=1 -qc "vacuum (freeze, analyze) events" >&2
 	log "PostgreSQL $PG_URL ready ($ROWS rows in events)"
 }
 
@@ -325,7 +327,7 @@ run_limit() { # run_limit CASE THREADS FILE
 # check_rows CASE EXPECTED: read every table back and compare with the rows generated.
 check_rows() {
 	local case=$1 expected=$2 key n parts=() bad=0 tool
-	for tool in floe dlt_default dlt_fastest; do
+	for tool in floe dlt_default dlt_fastest dlt_pyarrow; do
 		key=$case/$tool
 		[[ -n ${WALL[$key]:-} ]] || continue
 		if [[ $tool == floe ]]; then
@@ -380,6 +382,7 @@ label() {
 		parquet) echo "dlt fastest (pyarrow)" ;; postgres) echo "dlt fastest (connectorx)" ;;
 		esac
 		;;
+	dlt_pyarrow) echo "dlt pyarrow backend" ;;
 	esac
 }
 
@@ -404,7 +407,7 @@ print_case() { # print_case CASE ROWS DESCRIPTION
 	printf '%-28s %8s %11s %8s %6s %5s %9s %10s %9s\n' tool "wall s" "rows/s" "RSS MB" "CPU %" load speed-up "floe/x t" "floe/x RSS"
 	fw=${WALL[$case/floe]:-}
 	fr=${RSS[$case/floe]:-}
-	for tool in floe dlt_default dlt_fastest limit1 "limit$THREADS"; do
+	for tool in floe dlt_default dlt_fastest dlt_pyarrow limit1 "limit$THREADS"; do
 		key=$case/$tool
 		[[ -n ${WALL[$key]:-} || -n ${FAIL[$key]:-} ]] || continue
 		if [[ -z ${WALL[$key]:-} ]]; then
@@ -421,7 +424,7 @@ print_case() { # print_case CASE ROWS DESCRIPTION
 			"$(num "$(awk -v r="$rows" -v w="${WALL[$key]}" 'BEGIN { printf "%.0f", (w > 0 ? r / w : 0) }')")" \
 			"$((RSS[$key] / 1024))" "${CPU[$key]}" "${LOAD[$key]}" "$speed" "$tr" "$rr"
 	done
-	for tool in dlt_default dlt_fastest limit1 "limit$THREADS"; do
+	for tool in dlt_default dlt_fastest dlt_pyarrow limit1 "limit$THREADS"; do
 		[[ -n ${DETAIL[$case/$tool]:-} ]] && echo "  $(label "$case" "$tool"): ${DETAIL[$case/$tool]}"
 	done
 	return 0
@@ -443,6 +446,7 @@ print_targets() {
 		;;
 	postgres)
 		[[ $WITH_DLT == 0 ]] || target "$case" "speed-up vs dlt connectorx" "$(speedup dlt_fastest)" ">=" 2 ×
+		[[ $WITH_DLT == 0 ]] || target "$case" "speed-up vs dlt pyarrow backend" "$(speedup dlt_pyarrow)" ">=" 2 ×
 		target "$case" "floe peak RSS" "$mb" "<=" 300 " MB"
 		;;
 	rest) [[ $WITH_DLT == 0 ]] || target "$case" "speed-up vs dlt rest_api" "$(speedup dlt_default)" ">=" 5 × ;;
@@ -501,6 +505,7 @@ postgres_case() {
 		if [[ $WITH_DLT == 1 ]]; then
 			run_dlt postgres default "$PG_URL"
 			run_dlt postgres fastest "$PG_URL"
+			run_dlt postgres pyarrow "$PG_URL"
 		fi
 	done
 	unset FLOE_SECRET_BENCH_DB
