@@ -138,12 +138,17 @@ pub fn glob_outside(glob: &str) -> Option<&'static str> {
 /// already skips such links; checking again at open time closes the window in which a file
 /// could be swapped for a link between listing and reading.
 fn open_inside(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
-    let full = root.join(path);
-    let target = std::fs::canonicalize(&full)?;
-    if !target.starts_with(std::fs::canonicalize(root)?) {
-        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("{path} resolves to a file outside bucket_url; not read")));
+    let root = std::fs::canonicalize(root)?;
+    match resolved_inside(&root, &root.join(path))? {
+        Some(target) => std::fs::File::open(target),
+        None => Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("{path} resolves to a file outside bucket_url; not read"))),
     }
-    std::fs::File::open(target)
+}
+
+/// `path` with every link resolved, when that stays under `canonical_root`.
+fn resolved_inside(canonical_root: &Path, path: &Path) -> std::io::Result<Option<PathBuf>> {
+    let target = std::fs::canonicalize(path)?;
+    Ok(target.starts_with(canonical_root).then_some(target))
 }
 
 fn list_local(root: &Path, matcher: &GlobMatcher) -> Result<Vec<FileInfo>, IngestionError> {
@@ -176,8 +181,8 @@ fn list_local(root: &Path, matcher: &GlobMatcher) -> Result<Vec<FileInfo>, Inges
                 // A link is read only when it resolves inside bucket_url: a glob must not be
                 // a way out of the folder the configuration names. Links to folders are not
                 // followed (their targets inside bucket_url are listed anyway; no cycles).
-                match std::fs::canonicalize(&path) {
-                    Ok(target) if target.starts_with(&canonical_root) => match std::fs::metadata(&target) {
+                match resolved_inside(&canonical_root, &path) {
+                    Ok(Some(target)) => match std::fs::metadata(&target) {
                         Ok(m) if m.is_file() => meta = m,
                         _ => continue,
                     },
